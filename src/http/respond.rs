@@ -1,0 +1,207 @@
+//! Turning results into HTTP: CDN headers, conditional requests, ranges, and the one place where
+//! errors become status codes.
+
+use crate::error::Error;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// `max-age` of error answers; set once at startup from the configuration.
+pub static ERROR_MAX_AGE: AtomicU64 = AtomicU64::new(60);
+
+/// How an edge may cache an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caching {
+    /// Public for this many seconds.
+    Public(u64),
+    /// Stored, but revalidated every time (private files behind a policy).
+    Revalidate,
+    /// Never stored (`cache=false`, one-off answers).
+    NoStore,
+}
+
+/// A successful answer, before conditional and range handling.
+pub struct Delivery {
+    pub bytes: Bytes,
+    pub content_type: String,
+    /// Hex digest of the bytes; the strong ETag.
+    pub checksum: String,
+    pub modified: SystemTime,
+    pub caching: Caching,
+    pub surrogate_keys: String,
+    pub vary_accept: bool,
+    pub disposition: Option<String>,
+    /// RFC 9211 `Cache-Status` value.
+    pub cache_status: &'static str,
+    pub timing: String,
+}
+
+pub fn unix(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+impl Delivery {
+    pub fn respond(self, req: &HttpRequest) -> HttpResponse {
+        let etag = format!("\"{}\"", &self.checksum[..self.checksum.len().min(32)]);
+        if not_modified(req, &etag, self.modified) {
+            let mut b = HttpResponse::NotModified();
+            self.common_headers(&mut b, &etag);
+            return b.finish();
+        }
+        let total = self.bytes.len() as u64;
+        let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
+        let if_range_ok = req.headers().get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| v == etag);
+        match range.filter(|_| if_range_ok).map(|r| parse_range(r, total)) {
+            Some(RangeAnswer::Partial(start, end)) => {
+                let mut b = HttpResponse::PartialContent();
+                self.common_headers(&mut b, &etag);
+                b.insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end}/{total}")));
+                b.body(self.bytes.slice(start as usize..=end as usize))
+            }
+            Some(RangeAnswer::Unsatisfiable) => {
+                let mut b = HttpResponse::RangeNotSatisfiable();
+                self.common_headers(&mut b, &etag);
+                b.insert_header((header::CONTENT_RANGE, format!("bytes */{total}")));
+                b.finish()
+            }
+            Some(RangeAnswer::Ignore) | None => {
+                let mut b = HttpResponse::Ok();
+                self.common_headers(&mut b, &etag);
+                b.body(self.bytes.clone())
+            }
+        }
+    }
+
+    fn common_headers(&self, b: &mut HttpResponseBuilder, etag: &str) {
+        b.insert_header((header::CONTENT_TYPE, self.content_type.as_str()));
+        b.insert_header((header::ETAG, etag));
+        b.insert_header((header::LAST_MODIFIED, httpdate::fmt_http_date(self.modified)));
+        b.insert_header((header::ACCEPT_RANGES, "bytes"));
+        match self.caching {
+            Caching::Public(secs) => {
+                let v = format!("public, max-age={secs}");
+                b.insert_header((header::CACHE_CONTROL, v.as_str()));
+                b.insert_header(("CDN-Cache-Control", v.as_str()));
+                b.insert_header(("Surrogate-Control", format!("max-age={secs}")));
+            }
+            Caching::Revalidate => {
+                b.insert_header((header::CACHE_CONTROL, "no-cache"));
+                b.insert_header(("CDN-Cache-Control", "no-cache"));
+            }
+            Caching::NoStore => {
+                b.insert_header((header::CACHE_CONTROL, "no-store"));
+                b.insert_header(("Surrogate-Control", "no-store"));
+            }
+        }
+        if !self.surrogate_keys.is_empty() {
+            b.insert_header(("Surrogate-Key", self.surrogate_keys.as_str()));
+            b.insert_header(("Cache-Tag", self.surrogate_keys.replace(' ', ",")));
+        }
+        if self.vary_accept {
+            b.insert_header((header::VARY, "Accept"));
+        }
+        if let Some(d) = &self.disposition {
+            if let Ok(v) = HeaderValue::from_str(d) {
+                b.insert_header((header::CONTENT_DISPOSITION, v));
+            }
+        }
+        b.insert_header(("Cache-Status", self.cache_status));
+        if !self.timing.is_empty() {
+            b.insert_header(("Server-Timing", self.timing.as_str()));
+        }
+    }
+}
+
+fn not_modified(req: &HttpRequest, etag: &str, modified: SystemTime) -> bool {
+    if let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        // weak comparison, as RFC 9110 prescribes for If-None-Match
+        return inm.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == "*" || t == etag);
+    }
+    if let Some(ims) = req.headers().get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok()) {
+        if let Ok(since) = httpdate::parse_http_date(ims) {
+            let modified_secs = modified.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let since_secs = since.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            return modified_secs <= since_secs;
+        }
+    }
+    false
+}
+
+enum RangeAnswer {
+    Partial(u64, u64),
+    Unsatisfiable,
+    /// Malformed or multi-range: answer the whole body (RFC 9110 allows ignoring Range).
+    Ignore,
+}
+
+fn parse_range(h: &str, total: u64) -> RangeAnswer {
+    let Some(spec) = h.trim().strip_prefix("bytes=") else { return RangeAnswer::Ignore };
+    if spec.contains(',') {
+        return RangeAnswer::Ignore;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else { return RangeAnswer::Ignore };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = match (a.is_empty(), b.is_empty()) {
+        (true, false) => match b.parse::<u64>() {
+            Ok(0) => return RangeAnswer::Unsatisfiable,
+            Ok(n) => Some((total.saturating_sub(n), total.saturating_sub(1))),
+            Err(_) => None,
+        },
+        (false, true) => a.parse::<u64>().ok().map(|s| (s, total.saturating_sub(1))),
+        (false, false) => match (a.parse::<u64>(), b.parse::<u64>()) {
+            (Ok(s), Ok(e)) if s <= e => Some((s, e.min(total.saturating_sub(1)))),
+            _ => None,
+        },
+        (true, true) => None,
+    };
+    match parsed {
+        None => RangeAnswer::Ignore,
+        Some((s, _)) if s >= total => RangeAnswer::Unsatisfiable,
+        Some((s, e)) => RangeAnswer::Partial(s, e),
+    }
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status();
+        if status >= 500 && !matches!(self, Error::NotImplemented { .. } | Error::Overloaded) {
+            tracing::error!(status, error = %self, "request failed");
+        }
+        let mut body = serde_json::json!({ "status": status, "message": self.to_string() });
+        if let Some(t) = self.task() {
+            body["task"] = t.into();
+        }
+        if let Some(o) = self.option() {
+            body["option"] = o.into();
+        }
+        let mut b = HttpResponse::build(self.status_code());
+        b.insert_header((header::CONTENT_TYPE, "application/json"));
+        if status >= 500 {
+            b.insert_header((header::CACHE_CONTROL, "no-store"));
+        } else {
+            b.insert_header((
+                header::CACHE_CONTROL,
+                format!("public, max-age={}", ERROR_MAX_AGE.load(Ordering::Relaxed)),
+            ));
+        }
+        if matches!(self, Error::Overloaded) {
+            b.insert_header((header::RETRY_AFTER, "1"));
+        }
+        b.body(serde_json::json!({ "error": body }).to_string())
+    }
+}
+
+/// A JSON answer that is not cached anywhere.
+pub fn json(value: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("application/json")
+        .body(value.to_string())
+}

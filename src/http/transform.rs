@@ -1,0 +1,270 @@
+//! The processing URL: `/[KEY/][debug/]tasks…/SOURCE`. Plain delivery when there are no tasks,
+//! `debug` JSON, or a derivative from the cache or the pipeline.
+
+use super::respond::{json, unix, Caching, Delivery};
+use super::{files, AppState, QueryParams};
+use crate::cache::{self, Cached, EntryMeta};
+use crate::error::Result;
+use crate::metrics::METRICS;
+use crate::pipeline::{self, job::ImageJob, Format, Limits};
+use crate::plan::{CachePolicy, Plan};
+use crate::security::{Access, Call};
+use crate::url::{self, ParsedUrl, SourceSpec};
+use actix_web::{web, HttpRequest, HttpResponse};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub async fn handle(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
+    let path = req.uri().path().to_string();
+    let raw_query = req.uri().query();
+    if let Some(handle) = metadata_route(&path) {
+        return files::metadata(&req, &state, handle).await;
+    }
+    let url = url::parse(&path, raw_query)?;
+    let query = if url.query_consumed { QueryParams::default() } else { QueryParams::parse(raw_query) };
+    state.security.check_apikey(url.apikey.as_deref())?;
+    let plan = Plan::build(&url)?;
+    let creds = url.security.clone().or_else(|| query.security());
+    let call = if plan.processing().next().is_some() { Call::Convert } else { Call::Read };
+    state.security.authorize(creds.as_ref(), &access(call, &url.source))?;
+    if url.debug {
+        return Ok(debug_answer(&url, &plan));
+    }
+    if call == Call::Read {
+        return deliver_source(&req, &state, &url.source, &query).await;
+    }
+    derivative(&req, &state, &url, &plan, &query).await
+}
+
+/// `/HANDLE/metadata` on the CDN host (filestack-python).
+fn metadata_route(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix('/')?.strip_suffix("/metadata")?;
+    (!rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')).then_some(rest)
+}
+
+fn access(call: Call, source: &SourceSpec) -> Access<'_> {
+    let mut handles = Vec::new();
+    let mut url = None;
+    let mut visit = vec![source];
+    while let Some(s) = visit.pop() {
+        match s {
+            SourceSpec::Handle { handle } => handles.push(handle.as_str()),
+            SourceSpec::Url { url: u } => url = Some(u.as_str()),
+            SourceSpec::List { items } => visit.extend(items),
+            SourceSpec::Alias { .. } => {}
+        }
+    }
+    Access { call, handles, url }
+}
+
+fn debug_answer(url: &ParsedUrl, plan: &Plan) -> HttpResponse {
+    json(serde_json::json!({
+        "debug": true,
+        "apikey": url.apikey,
+        "task_uri": plan.canonical(),
+        "chain": plan.chain_json(),
+        "security": url.security,
+        "source": url.source,
+        "status": { "http_code": 200, "message": "ok" },
+    }))
+}
+
+fn caching(state: &AppState, policy: CachePolicy, remaining: u64) -> Caching {
+    if state.security.enabled() {
+        Caching::Revalidate
+    } else if policy == CachePolicy::Disabled {
+        Caching::NoStore
+    } else {
+        Caching::Public(remaining)
+    }
+}
+
+fn disposition(filename: &str, download: bool) -> String {
+    let safe: String = filename.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\').collect();
+    format!("{}; filename=\"{safe}\"", if download { "attachment" } else { "inline" })
+}
+
+/// The source's bytes as they are (no tasks).
+pub async fn deliver_source(
+    req: &HttpRequest,
+    state: &AppState,
+    source: &SourceSpec,
+    query: &QueryParams,
+) -> Result<HttpResponse> {
+    let version = state.sources.version(source).await?;
+    let (bytes, content_type, filename) = match source {
+        SourceSpec::Handle { handle } => {
+            let meta = state.store.meta(handle).await?;
+            (state.store.read(&meta).await?, meta.mimetype.clone(), meta.filename.clone())
+        }
+        other => {
+            let bytes = state.sources.fetch(other).await?;
+            let ct = match pipeline::format::sniff(&bytes) {
+                pipeline::format::Sniffed::Image(f) => f.mime().to_string(),
+                _ => "application/octet-stream".to_string(),
+            };
+            let name =
+                other.identity().rsplit('/').next().unwrap_or("file").split('?').next().unwrap_or("file").to_string();
+            (bytes, ct, name)
+        }
+    };
+    let checksum =
+        if version.version.is_empty() { blake3::hash(&bytes).to_hex().to_string() } else { version.version.clone() };
+    let keys = surrogate_source_key(source);
+    Ok(Delivery {
+        bytes,
+        content_type,
+        checksum,
+        modified: unix(version.modified.unwrap_or_else(cache::now)),
+        caching: caching(state, CachePolicy::Default, state.config.cache_ttl_secs),
+        surrogate_keys: keys,
+        vary_accept: false,
+        disposition: Some(disposition(&filename, query.download)),
+        cache_status: "refract; detail=original",
+        timing: String::new(),
+    }
+    .respond(req))
+}
+
+fn surrogate_source_key(source: &SourceSpec) -> String {
+    match source {
+        SourceSpec::Handle { handle } => handle.clone(),
+        other => format!("src-{}", &blake3::hash(other.identity().as_bytes()).to_hex()[..16]),
+    }
+}
+
+/// Derived bytes and how they were obtained.
+#[derive(Clone)]
+pub struct Outcome {
+    cached: Arc<Cached>,
+    status: &'static str,
+    timing: String,
+}
+
+async fn derivative(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    url: &ParsedUrl,
+    plan: &Plan,
+    query: &QueryParams,
+) -> Result<HttpResponse> {
+    let job = ImageJob::compile(plan)?;
+    let negotiated = if job.negotiates() {
+        pipeline::negotiate(req.headers().get("accept").and_then(|v| v.to_str().ok()).unwrap_or(""))
+    } else {
+        None
+    };
+    let version = state.sources.version(&url.source).await?;
+    let negotiated_tag = negotiated.map(Format::extension).unwrap_or(if job.negotiates() { "original" } else { "" });
+    let key = cache::key(&[&plan.canonical(), &version.identity, &version.version, negotiated_tag]);
+    let outcome = if plan.cache == CachePolicy::Disabled {
+        compute(state, url, &job, negotiated, None, plan.cache).await?
+    } else if let Some(hit) = lookup(state, key).await {
+        hit
+    } else {
+        let (st, u, j) = (state.clone(), url.clone(), job.clone());
+        let cache_policy = plan.cache;
+        state
+            .flights
+            .run(key, move || async move {
+                // another flight may have finished between our lookup and now
+                if let Some(hit) = st.cache.get_hot(&key) {
+                    return Ok(Outcome { cached: hit, status: "refract; hit", timing: String::new() });
+                }
+                METRICS.cache_misses.inc();
+                compute(&st, &u, &j, negotiated, Some(key), cache_policy).await
+            })
+            .await?
+    };
+    let meta = &outcome.cached.meta;
+    let stem = match &url.source {
+        SourceSpec::Handle { handle } => {
+            state.store.meta(handle).await.map(|m| m.filename.clone()).unwrap_or_else(|_| handle.clone())
+        }
+        other => other.identity(),
+    };
+    let stem = stem.rsplit('/').next().unwrap_or("file").split(['.', '?']).next().unwrap_or("file").to_string();
+    let remaining = meta.expires.saturating_sub(cache::now());
+    Ok(Delivery {
+        bytes: outcome.cached.bytes.clone(),
+        content_type: meta.content_type.clone(),
+        checksum: meta.checksum.clone(),
+        modified: unix(meta.created),
+        caching: caching(state, plan.cache, remaining),
+        surrogate_keys: format!("{} d-{}", surrogate_source_key(&url.source), &hex::encode(key)[..16]),
+        vary_accept: meta.vary_accept,
+        disposition: Some(disposition(&format!("{stem}.{}", meta.extension), query.download)),
+        cache_status: outcome.status,
+        timing: outcome.timing,
+    }
+    .respond(req))
+}
+
+async fn lookup(state: &web::Data<AppState>, key: cache::Key) -> Option<Outcome> {
+    if let Some(hit) = state.cache.get_hot(&key) {
+        METRICS.cache_hits.with_label_values(&["memory"]).inc();
+        return Some(Outcome { cached: hit, status: "refract; hit", timing: "cache;desc=memory".into() });
+    }
+    let st = state.clone();
+    let hit = tokio::task::spawn_blocking(move || st.cache.get(&key)).await.ok().flatten()?;
+    METRICS.cache_hits.with_label_values(&["disk"]).inc();
+    Some(Outcome { cached: hit, status: "refract; hit", timing: "cache;desc=disk".into() })
+}
+
+/// Fetch the source and run the pipeline on the blocking pool; store the result unless `key` is
+/// `None` (`cache=false`).
+async fn compute(
+    state: &web::Data<AppState>,
+    url: &ParsedUrl,
+    job: &ImageJob,
+    negotiated: Option<Format>,
+    key: Option<cache::Key>,
+    policy: CachePolicy,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    let bytes = state.sources.fetch(&url.source).await?;
+    let fetched = started.elapsed();
+    let ttl = match policy {
+        CachePolicy::Expiry(n) => n,
+        _ => state.config.cache_ttl_secs,
+    };
+    let (st, job, source) = (state.clone(), job.clone(), url.source.identity());
+    let limits = Limits { max_pixels: state.config.max_pixels };
+    let vary_accept = job.negotiates();
+    let (cached, transform_time) = state
+        .pool
+        .run(move || {
+            let t = Instant::now();
+            let rendered = pipeline::run(&bytes, &job, negotiated, limits);
+            let elapsed = t.elapsed();
+            METRICS.transform_seconds.observe(elapsed.as_secs_f64());
+            METRICS.transforms.with_label_values(&[if rendered.is_ok() { "ok" } else { "error" }]).inc();
+            let rendered = rendered?;
+            let now = cache::now();
+            let meta = EntryMeta {
+                content_type: rendered.content_type.to_string(),
+                extension: rendered.extension.to_string(),
+                length: rendered.bytes.len() as u64,
+                checksum: blake3::hash(&rendered.bytes).to_hex().to_string(),
+                created: now,
+                expires: now + ttl,
+                last_access: now,
+                source,
+                vary_accept,
+            };
+            let bytes = bytes::Bytes::from(rendered.bytes);
+            let cached = match key {
+                Some(k) => st.cache.put(&k, bytes, meta),
+                None => Arc::new(Cached { bytes, meta }),
+            };
+            Ok((cached, elapsed))
+        })
+        .await?;
+    let status = if key.is_some() { "refract; fwd=uri-miss; stored" } else { "refract; fwd=bypass" };
+    let timing = format!(
+        "fetch;dur={:.1}, transform;dur={:.1}",
+        fetched.as_secs_f64() * 1000.0,
+        transform_time.as_secs_f64() * 1000.0
+    );
+    Ok(Outcome { cached, status, timing })
+}

@@ -1,0 +1,137 @@
+//! Image formats: sniffing input bytes and describing outputs.
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Jpeg,
+    Png,
+    Webp,
+    Avif,
+    Gif,
+    Bmp,
+    Tiff,
+    Ico,
+}
+
+impl Format {
+    pub fn mime(self) -> &'static str {
+        match self {
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
+            Format::Webp => "image/webp",
+            Format::Avif => "image/avif",
+            Format::Gif => "image/gif",
+            Format::Bmp => "image/bmp",
+            Format::Tiff => "image/tiff",
+            Format::Ico => "image/x-icon",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Jpeg => "jpg",
+            Format::Png => "png",
+            Format::Webp => "webp",
+            Format::Avif => "avif",
+            Format::Gif => "gif",
+            Format::Bmp => "bmp",
+            Format::Tiff => "tiff",
+            Format::Ico => "ico",
+        }
+    }
+
+    /// Formats Refract can write.
+    pub fn encodable(self) -> bool {
+        matches!(self, Format::Jpeg | Format::Png | Format::Webp | Format::Avif | Format::Gif)
+    }
+
+    /// Formats Refract can read.
+    pub fn decodable(self) -> bool {
+        self != Format::Avif
+    }
+
+    pub fn has_alpha_channel(self) -> bool {
+        !matches!(self, Format::Jpeg)
+    }
+
+    /// From an `output=format:` word.
+    pub fn from_output_word(word: &str) -> Result<Option<Format>> {
+        Ok(Some(match word {
+            "jpg" | "jpeg" | "pjpg" => Format::Jpeg,
+            "png" => Format::Png,
+            "webp" => Format::Webp,
+            "avif" => Format::Avif,
+            "gif" => Format::Gif,
+            "auto" => return Ok(None),
+            other => {
+                return Err(Error::bad_option(
+                    "output",
+                    "format",
+                    format!("output format `{other}` is not supported for images; supported: jpg, pjpg, png, webp, avif, gif, auto"),
+                ))
+            }
+        }))
+    }
+}
+
+/// What the bytes are, by their magic numbers (never by file name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    Image(Format),
+    /// Recognised but not decodable here (HEIF, SVG).
+    Unsupported(&'static str),
+    Unknown,
+}
+
+pub fn sniff(b: &[u8]) -> Sniffed {
+    let starts = |m: &[u8]| b.starts_with(m);
+    if starts(&[0xFF, 0xD8, 0xFF]) {
+        return Sniffed::Image(Format::Jpeg);
+    }
+    if starts(b"\x89PNG\r\n\x1a\n") {
+        return Sniffed::Image(Format::Png);
+    }
+    if starts(b"GIF87a") || starts(b"GIF89a") {
+        return Sniffed::Image(Format::Gif);
+    }
+    if b.len() >= 12 && &b[..4] == b"RIFF" && &b[8..12] == b"WEBP" {
+        return Sniffed::Image(Format::Webp);
+    }
+    if b.len() >= 12 && &b[4..8] == b"ftyp" {
+        return match &b[8..12] {
+            b"avif" | b"avis" => Sniffed::Image(Format::Avif),
+            b"heic" | b"heix" | b"mif1" | b"msf1" | b"hevc" => Sniffed::Unsupported("image/heif"),
+            _ => Sniffed::Unknown,
+        };
+    }
+    if starts(b"BM") && b.len() > 26 {
+        return Sniffed::Image(Format::Bmp);
+    }
+    if starts(b"II*\0") || starts(b"MM\0*") {
+        return Sniffed::Image(Format::Tiff);
+    }
+    if starts(&[0, 0, 1, 0]) && b.len() > 6 {
+        return Sniffed::Image(Format::Ico);
+    }
+    let head = String::from_utf8_lossy(&b[..b.len().min(256)]).to_ascii_lowercase();
+    if head.trim_start().starts_with("<svg") || (head.trim_start().starts_with("<?xml") && head.contains("<svg")) {
+        return Sniffed::Unsupported("image/svg+xml");
+    }
+    Sniffed::Unknown
+}
+
+/// The image format of `bytes`, or a 4xx naming why it cannot be decoded.
+pub fn require_decodable(bytes: &[u8]) -> Result<Format> {
+    if bytes.is_empty() {
+        return Err(Error::Unprocessable("the source is empty".into()));
+    }
+    match sniff(bytes) {
+        Sniffed::Image(f) if f.decodable() => Ok(f),
+        Sniffed::Image(f) => Err(Error::UnsupportedMedia(format!("{} input is not supported", f.mime()))),
+        Sniffed::Unsupported(m) => Err(Error::UnsupportedMedia(format!("{m} input is not supported"))),
+        Sniffed::Unknown => Err(Error::UnsupportedMedia(
+            "the source is not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF, ICO)".into(),
+        )),
+    }
+}

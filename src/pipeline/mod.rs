@@ -1,0 +1,76 @@
+//! Image pipeline: sniff → probe (pixel limit) → decode with shrink-on-load → orient → tasks →
+//! encode. Pure CPU work: callers run it on the blocking pool, never on the async executor.
+
+pub mod decode;
+pub mod encode;
+pub mod format;
+pub mod job;
+pub mod ops;
+
+use crate::error::Result;
+pub use format::Format;
+use job::{Answer, ImageJob, Op};
+
+/// The result of a transform.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
+    pub extension: &'static str,
+}
+
+/// Limits that protect the process from hostile inputs.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_pixels: u64,
+}
+
+/// The format `Accept` asks for, best first: AVIF, then WebP; `None` keeps the source's.
+pub fn negotiate(accept: &str) -> Option<Format> {
+    if accept.contains("image/avif") {
+        Some(Format::Avif)
+    } else if accept.contains("image/webp") {
+        Some(Format::Webp)
+    } else {
+        None
+    }
+}
+
+/// Run a compiled job on source bytes. `negotiated` is the outcome of `negotiate` when the job
+/// asks for automatic format.
+pub fn run(bytes: &[u8], job: &ImageJob, negotiated: Option<Format>, limits: Limits) -> Result<Rendered> {
+    let input = format::require_decodable(bytes)?;
+    let probe = decode::probe(bytes, input, limits.max_pixels)?;
+    if job.answer == Answer::Size {
+        let (width, height) = probe.oriented();
+        let body = serde_json::json!({ "width": width, "height": height }).to_string();
+        return Ok(Rendered { bytes: body.into_bytes(), content_type: "application/json", extension: "json" });
+    }
+    let shrink_to = shrink_target(job, probe.oriented());
+    let mut img = decode::decode(bytes, &probe, shrink_to, limits.max_pixels)?;
+    for op in &job.ops {
+        img = ops::apply(img, op)?;
+    }
+    let out = output_format(job, input, negotiated);
+    let encoded = encode::encode(&img, out, &job.output)?;
+    Ok(Rendered { bytes: encoded, content_type: out.mime(), extension: out.extension() })
+}
+
+pub fn output_format(job: &ImageJob, input: Format, negotiated: Option<Format>) -> Format {
+    let keep = if input.encodable() { input } else { Format::Png };
+    match job.output.format {
+        Some(f) => f,
+        None if job.output.negotiate => negotiated.unwrap_or(keep),
+        None => keep,
+    }
+}
+
+/// The smallest decoded size the first resize needs, when the plan starts by shrinking.
+fn shrink_target(job: &ImageJob, (w, h): (u32, u32)) -> Option<(u32, u32)> {
+    let Some(Op::Resize { width, height, fit, align }) = job.ops.first() else { return None };
+    let geo = ops::resize_geometry(w, h, *width, *height, *fit, *align);
+    let (_, _, cw, ch) = geo.src;
+    let need_w = (w as f64 * geo.dst.0 as f64 / cw).ceil() as u32;
+    let need_h = (h as f64 * geo.dst.1 as f64 / ch).ceil() as u32;
+    (need_w < w && need_h < h).then_some((need_w, need_h))
+}

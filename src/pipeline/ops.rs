@@ -1,0 +1,271 @@
+//! Each task as a function from image to image.
+
+use super::job::{Align, Fit, Op};
+use crate::error::{Error, Result};
+use crate::plan::Rgba;
+use fast_image_resize as fir;
+use image::{imageops, DynamicImage, GenericImageView, Rgba as Px, RgbaImage};
+
+pub fn apply(img: DynamicImage, op: &Op) -> Result<DynamicImage> {
+    Ok(match *op {
+        Op::Resize { width, height, fit, align } => {
+            let (w, h) = img.dimensions();
+            let geo = resize_geometry(w, h, width, height, fit, align);
+            resize(&img, geo)?
+        }
+        Op::Crop { x, y, width, height } => crop(img, x, y, width, height)?,
+        Op::Rotate { degrees, background } => rotate(img, degrees, background),
+        Op::Flip => img.flipv(),
+        Op::Flop => img.fliph(),
+        Op::Monochrome => map_rgb(img, |[r, g, b]| {
+            let l = luma(r, g, b);
+            [l, l, l]
+        }),
+        Op::Negative => map_rgb(img, |[r, g, b]| [255 - r, 255 - g, 255 - b]),
+        Op::Blur { sigma } if sigma > 0.0 => img.fast_blur(sigma),
+        Op::Sharpen { sigma } if sigma > 0.0 => img.unsharpen(sigma / 2.0 + 0.5, 0),
+        Op::Blur { .. } | Op::Sharpen { .. } => img,
+        Op::Sepia { tone } => sepia(img, tone),
+        Op::BlackWhite { threshold } => {
+            let cut = (threshold as u32 * 255 / 100) as u8;
+            map_rgb(img, |[r, g, b]| if luma(r, g, b) >= cut { [255; 3] } else { [0; 3] })
+        }
+        Op::Pixelate { block } => pixelate(img, block)?,
+        Op::Modulate { brightness, saturation, hue } => modulate(img, brightness, saturation, hue),
+        Op::Circle { background } => circle(img, background),
+        Op::Border { width, color, background } => border(img, width, color, background),
+    })
+}
+
+/// Where a resize reads from (a crop of the source) and what size it writes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResizeGeometry {
+    pub src: (f64, f64, f64, f64),
+    pub dst: (u32, u32),
+}
+
+/// Filestack's fits: clip fits inside the box (may enlarge), max is clip that never enlarges,
+/// scale stretches to the box, crop fills the box and cuts the overflow at `align`.
+pub fn resize_geometry(
+    w: u32,
+    h: u32,
+    width: Option<u32>,
+    height: Option<u32>,
+    fit: Fit,
+    align: Align,
+) -> ResizeGeometry {
+    let (sw, sh) = (w as f64, h as f64);
+    let full = (0.0, 0.0, sw, sh);
+    let round = |v: f64| (v.round() as u32).max(1);
+    let (bw, bh) = match (width, height) {
+        (Some(bw), Some(bh)) => (bw as f64, bh as f64),
+        (Some(bw), None) => {
+            let s = bw as f64 / sw;
+            let s = if fit == Fit::Max { s.min(1.0) } else { s };
+            return ResizeGeometry { src: full, dst: (round(sw * s), round(sh * s)) };
+        }
+        (None, Some(bh)) => {
+            let s = bh as f64 / sh;
+            let s = if fit == Fit::Max { s.min(1.0) } else { s };
+            return ResizeGeometry { src: full, dst: (round(sw * s), round(sh * s)) };
+        }
+        (None, None) => return ResizeGeometry { src: full, dst: (w, h) },
+    };
+    match fit {
+        Fit::Scale => ResizeGeometry { src: full, dst: (round(bw), round(bh)) },
+        Fit::Clip | Fit::Max => {
+            let mut s = (bw / sw).min(bh / sh);
+            if fit == Fit::Max {
+                s = s.min(1.0);
+            }
+            ResizeGeometry { src: full, dst: (round(sw * s), round(sh * s)) }
+        }
+        Fit::Crop => {
+            // the largest source window with the box's aspect ratio, placed by align
+            let s = (bw / sw).max(bh / sh);
+            let (cw, ch) = ((bw / s).min(sw), (bh / s).min(sh));
+            let x = (sw - cw) * align.x;
+            let y = (sh - ch) * align.y;
+            ResizeGeometry { src: (x, y, cw, ch), dst: (round(bw), round(bh)) }
+        }
+    }
+}
+
+fn resize(img: &DynamicImage, geo: ResizeGeometry) -> Result<DynamicImage> {
+    let (w, h) = img.dimensions();
+    let (dw, dh) = geo.dst;
+    if (dw, dh) == (w, h) && geo.src == (0.0, 0.0, w as f64, h as f64) {
+        return Ok(img.clone());
+    }
+    let (pixel_type, bytes) = match img {
+        DynamicImage::ImageRgb8(b) => (fir::PixelType::U8x3, b.as_raw().as_slice()),
+        DynamicImage::ImageRgba8(b) => (fir::PixelType::U8x4, b.as_raw().as_slice()),
+        _ => return Err(Error::internal("resize expects 8-bit RGB(A)")),
+    };
+    let src = fir::images::ImageRef::new(w, h, bytes, pixel_type).map_err(Error::internal)?;
+    let mut dst = fir::images::Image::new(dw, dh, pixel_type);
+    // Lanczos3 is what sharp/libvips use for downscaling photos; fir's AVX2 path makes it cheap.
+    let (x, y, cw, ch) = geo.src;
+    let options =
+        fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3)).crop(x, y, cw, ch);
+    fir::Resizer::new().resize(&src, &mut dst, &options).map_err(Error::internal)?;
+    let buf = dst.into_vec();
+    Ok(match pixel_type {
+        fir::PixelType::U8x3 => DynamicImage::ImageRgb8(image::RgbImage::from_raw(dw, dh, buf).expect("size")),
+        _ => DynamicImage::ImageRgba8(image::RgbaImage::from_raw(dw, dh, buf).expect("size")),
+    })
+}
+
+fn crop(img: DynamicImage, x: u32, y: u32, width: u32, height: u32) -> Result<DynamicImage> {
+    let (w, h) = img.dimensions();
+    if x >= w || y >= h {
+        return Err(Error::bad_option("crop", "dim", format!("crop origin {x},{y} is outside the {w}x{h} image")));
+    }
+    // a rectangle partly outside keeps only the overlapping part
+    Ok(img.crop_imm(x, y, width.min(w - x), height.min(h - y)))
+}
+
+fn luma(r: u8, g: u8, b: u8) -> u8 {
+    ((r as u32 * 299 + g as u32 * 587 + b as u32 * 114 + 500) / 1000) as u8
+}
+
+/// Apply a per-pixel colour function, keeping alpha.
+fn map_rgb(mut img: DynamicImage, f: impl Fn([u8; 3]) -> [u8; 3]) -> DynamicImage {
+    match &mut img {
+        DynamicImage::ImageRgb8(b) => b.pixels_mut().for_each(|p| p.0 = f(p.0)),
+        DynamicImage::ImageRgba8(b) => b.pixels_mut().for_each(|p| {
+            let [r, g, bl] = f([p.0[0], p.0[1], p.0[2]]);
+            p.0 = [r, g, bl, p.0[3]];
+        }),
+        _ => {}
+    }
+    img
+}
+
+fn sepia(img: DynamicImage, tone: u8) -> DynamicImage {
+    let t = tone as f32 / 100.0;
+    map_rgb(img, |[r, g, b]| {
+        let (r, g, b) = (r as f32, g as f32, b as f32);
+        let sr = (r * 0.393 + g * 0.769 + b * 0.189).min(255.0);
+        let sg = (r * 0.349 + g * 0.686 + b * 0.168).min(255.0);
+        let sb = (r * 0.272 + g * 0.534 + b * 0.131).min(255.0);
+        let mix = |orig: f32, s: f32| (orig + (s - orig) * t).round().clamp(0.0, 255.0) as u8;
+        [mix(r, sr), mix(g, sg), mix(b, sb)]
+    })
+}
+
+fn pixelate(img: DynamicImage, block: u32) -> Result<DynamicImage> {
+    let (w, h) = img.dimensions();
+    if block <= 1 {
+        return Ok(img);
+    }
+    let small = (w.div_ceil(block).max(1), h.div_ceil(block).max(1));
+    let full = (0.0, 0.0, w as f64, h as f64);
+    let reduced = resize(&img, ResizeGeometry { src: full, dst: small })?;
+    Ok(reduced.resize_exact(w, h, imageops::FilterType::Nearest))
+}
+
+fn modulate(img: DynamicImage, brightness: f32, saturation: f32, hue: f32) -> DynamicImage {
+    let img = if hue != 0.0 { img.huerotate(hue as i32) } else { img };
+    map_rgb(img, |[r, g, b]| {
+        let l = luma(r, g, b) as f32;
+        let adj = |c: u8| ((l + (c as f32 - l) * saturation) * brightness).round().clamp(0.0, 255.0) as u8;
+        [adj(r), adj(g), adj(b)]
+    })
+}
+
+fn to_rgba(img: DynamicImage) -> RgbaImage {
+    match img {
+        DynamicImage::ImageRgba8(b) => b,
+        other => other.to_rgba8(),
+    }
+}
+
+/// Keep RGB when the result has no transparency the input did not have.
+fn from_rgba(buf: RgbaImage, had_alpha: bool, background: Rgba) -> DynamicImage {
+    let out = DynamicImage::ImageRgba8(buf);
+    if !had_alpha && background.0[3] == 255 {
+        DynamicImage::ImageRgb8(out.to_rgb8())
+    } else {
+        out
+    }
+}
+
+fn rotate(img: DynamicImage, degrees: u32, background: Rgba) -> DynamicImage {
+    match degrees {
+        0 => img,
+        90 => img.rotate90(),
+        180 => img.rotate180(),
+        270 => img.rotate270(),
+        _ => {
+            let had_alpha = img.color().has_alpha();
+            from_rgba(rotate_any(&to_rgba(img), degrees as f64, background), had_alpha, background)
+        }
+    }
+}
+
+/// Clockwise rotation by any angle onto a canvas that holds the whole result, bilinear sampling.
+fn rotate_any(src: &RgbaImage, degrees: f64, bg: Rgba) -> RgbaImage {
+    let (w, h) = (src.width() as f64, src.height() as f64);
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    let nw = (w * cos.abs() + h * sin.abs()).ceil() as u32;
+    let nh = (w * sin.abs() + h * cos.abs()).ceil() as u32;
+    let (cx, cy, ncx, ncy) = (w / 2.0, h / 2.0, nw as f64 / 2.0, nh as f64 / 2.0);
+    RgbaImage::from_fn(nw, nh, |x, y| {
+        let (dx, dy) = (x as f64 + 0.5 - ncx, y as f64 + 0.5 - ncy);
+        let sx = dx * cos + dy * sin + cx - 0.5;
+        let sy = -dx * sin + dy * cos + cy - 0.5;
+        sample_bilinear(src, sx, sy, bg)
+    })
+}
+
+fn sample_bilinear(src: &RgbaImage, x: f64, y: f64, bg: Rgba) -> Px<u8> {
+    let (w, h) = (src.width() as i64, src.height() as i64);
+    let (x0, y0) = (x.floor() as i64, y.floor() as i64);
+    let (fx, fy) = (x - x0 as f64, y - y0 as f64);
+    let at = |xi: i64, yi: i64| -> [f64; 4] {
+        if xi < 0 || yi < 0 || xi >= w || yi >= h {
+            bg.0.map(|c| c as f64)
+        } else {
+            src.get_pixel(xi as u32, yi as u32).0.map(|c| c as f64)
+        }
+    };
+    let (a, b, c, d) = (at(x0, y0), at(x0 + 1, y0), at(x0, y0 + 1), at(x0 + 1, y0 + 1));
+    let mut out = [0u8; 4];
+    for i in 0..4 {
+        let top = a[i] * (1.0 - fx) + b[i] * fx;
+        let bottom = c[i] * (1.0 - fx) + d[i] * fx;
+        out[i] = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8;
+    }
+    Px(out)
+}
+
+fn circle(img: DynamicImage, background: Rgba) -> DynamicImage {
+    let had_alpha = img.color().has_alpha();
+    let mut buf = to_rgba(img);
+    let (w, h) = (buf.width() as f64, buf.height() as f64);
+    let (cx, cy, r) = (w / 2.0, h / 2.0, w.min(h) / 2.0);
+    for (x, y, p) in buf.enumerate_pixels_mut() {
+        let d = ((x as f64 + 0.5 - cx).powi(2) + (y as f64 + 0.5 - cy).powi(2)).sqrt();
+        // one pixel of anti-aliasing at the edge
+        let inside = (r - d + 0.5).clamp(0.0, 1.0);
+        if inside < 1.0 {
+            for i in 0..4 {
+                p.0[i] = (p.0[i] as f64 * inside + background.0[i] as f64 * (1.0 - inside)).round() as u8;
+            }
+        }
+    }
+    from_rgba(buf, had_alpha, background)
+}
+
+fn border(img: DynamicImage, width: u32, color: Rgba, background: Rgba) -> DynamicImage {
+    if width == 0 {
+        return img;
+    }
+    let had_alpha = img.color().has_alpha();
+    let src = to_rgba(img);
+    let (w, h) = (src.width() + 2 * width, src.height() + 2 * width);
+    let mut out = RgbaImage::from_pixel(w, h, Px(color.0));
+    imageops::overlay(&mut out, &src, width as i64, width as i64);
+    from_rgba(out, had_alpha, background)
+}

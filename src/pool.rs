@@ -1,0 +1,84 @@
+//! CPU work off the async executor: a bounded pool (≈ one worker per core) with a bounded queue,
+//! and single-flight so concurrent misses for one key run one transform.
+
+use crate::error::{Error, Result};
+use crate::metrics::METRICS;
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{OnceCell, Semaphore};
+
+pub struct Pool {
+    /// Workers plus queue slots: a request that cannot get one is refused at once (503).
+    admission: Arc<Semaphore>,
+    workers: Arc<Semaphore>,
+}
+
+/// Sets the flag when the waiting request goes away, so queued work for nobody is skipped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+struct DepthGuard;
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        METRICS.queue_depth.dec();
+    }
+}
+
+impl Pool {
+    pub fn new(workers: usize, queue: usize) -> Pool {
+        Pool { admission: Arc::new(Semaphore::new(workers + queue)), workers: Arc::new(Semaphore::new(workers)) }
+    }
+
+    /// Run `job` on a blocking thread once a worker is free.
+    pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+        let admitted = self.admission.clone().try_acquire_owned().map_err(|_| Error::Overloaded)?;
+        METRICS.queue_depth.inc();
+        let depth = DepthGuard;
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel_on_drop = CancelOnDrop(cancelled.clone());
+        let worker = self.workers.clone().acquire_owned().await.map_err(Error::internal)?;
+        let result = tokio::task::spawn_blocking(move || {
+            let _slots = (admitted, worker, depth);
+            if cancelled.load(Ordering::Relaxed) {
+                return Err(Error::Internal("cancelled: nobody waits for this transform".into()));
+            }
+            job()
+        })
+        .await
+        .map_err(|e| Error::internal(format!("transform panicked: {e}")))?;
+        result
+    }
+}
+
+/// Concurrent calls with one key share one computation; its result (or error) goes to all.
+pub struct Flights<K, T> {
+    inflight: Mutex<HashMap<K, Arc<OnceCell<Result<T>>>>>,
+}
+
+impl<K: Eq + Hash + Clone, T: Clone> Default for Flights<K, T> {
+    fn default() -> Self {
+        Flights { inflight: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl<K: Eq + Hash + Clone, T: Clone> Flights<K, T> {
+    /// If the caller that runs `work` goes away, the next waiter takes over with its own `work`.
+    pub async fn run<F: Future<Output = Result<T>>>(&self, key: K, work: impl FnOnce() -> F) -> Result<T> {
+        let cell = self.inflight.lock().expect("flights lock").entry(key.clone()).or_default().clone();
+        let result = cell.get_or_init(work).await.clone();
+        let mut map = self.inflight.lock().expect("flights lock");
+        if map.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            map.remove(&key);
+        }
+        result
+    }
+}

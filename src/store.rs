@@ -1,0 +1,178 @@
+//! Originals by handle on local disk.
+//!
+//! Layout: `originals/<h[..2]>/<handle>/meta.json` and `<version>.bin`, where version is the
+//! blake3 of the bytes. Bytes are written to a temporary file, fsynced and renamed; then the
+//! metadata is written the same way. The metadata's rename is the commit point, so a crash at
+//! any moment leaves either the old file or the new one under a handle, never half of one.
+
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use md5::Digest as _;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What is known about a stored file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileMeta {
+    pub handle: String,
+    pub filename: String,
+    pub mimetype: String,
+    pub size: u64,
+    /// Unix milliseconds of the last write.
+    pub uploaded: u64,
+    /// blake3 of the bytes: changes with every overwrite.
+    pub version: String,
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub container: Option<String>,
+    pub path: Option<String>,
+}
+
+/// What the uploader says about the file.
+#[derive(Debug, Clone, Default)]
+pub struct Upload {
+    pub filename: Option<String>,
+    pub mimetype: Option<String>,
+    pub container: Option<String>,
+    pub path: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+pub struct Store {
+    root: PathBuf,
+    meta: moka::sync::Cache<String, Arc<FileMeta>>,
+    /// Serialises writers: an overwrite and a delete of one handle must not interleave.
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+const HANDLE_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+pub fn new_handle() -> String {
+    let mut rng = rand::thread_rng();
+    (0..20).map(|_| HANDLE_ALPHABET[rng.gen_range(0..HANDLE_ALPHABET.len())] as char).collect()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Store {
+    pub fn open(data_dir: &Path) -> std::io::Result<Store> {
+        let root = data_dir.join("originals");
+        fs::create_dir_all(root.join(".tmp"))?;
+        Ok(Store { root, meta: moka::sync::Cache::new(100_000), write_lock: tokio::sync::Mutex::new(()) })
+    }
+
+    fn dir(&self, handle: &str) -> PathBuf {
+        self.root.join(&handle[..2.min(handle.len())]).join(handle)
+    }
+
+    /// Store new bytes under `handle` (a new one when `None`).
+    pub async fn put(&self, handle: Option<String>, bytes: Bytes, upload: Upload) -> Result<FileMeta> {
+        let _guard = self.write_lock.lock().await;
+        let handle = handle.unwrap_or_else(new_handle);
+        let dir = self.dir(&handle);
+        let tmp = self.root.join(".tmp");
+        let meta = tokio::task::spawn_blocking(move || write_original(&dir, &tmp, &handle, &bytes, upload))
+            .await
+            .map_err(Error::internal)??;
+        self.meta.insert(meta.handle.clone(), Arc::new(meta.clone()));
+        Ok(meta)
+    }
+
+    pub async fn meta(&self, handle: &str) -> Result<Arc<FileMeta>> {
+        if let Some(m) = self.meta.get(handle) {
+            return Ok(m);
+        }
+        let path = self.dir(handle).join("meta.json");
+        let text = match tokio::fs::read(&path).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(format!("no file with handle `{handle}`")))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let meta: FileMeta =
+            serde_json::from_slice(&text).map_err(|e| Error::internal(format!("metadata of {handle}: {e}")))?;
+        let meta = Arc::new(meta);
+        self.meta.insert(handle.to_string(), meta.clone());
+        Ok(meta)
+    }
+
+    pub async fn read(&self, meta: &FileMeta) -> Result<Bytes> {
+        let path = self.dir(&meta.handle).join(format!("{}.bin", meta.version));
+        match tokio::fs::read(&path).await {
+            Ok(b) => Ok(Bytes::from(b)),
+            // deleted or overwritten between the metadata read and now
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.meta.invalidate(&meta.handle);
+                Err(Error::NotFound(format!("no file with handle `{}`", meta.handle)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete(&self, handle: &str) -> Result<Arc<FileMeta>> {
+        let _guard = self.write_lock.lock().await;
+        let meta = self.meta(handle).await?;
+        let dir = self.dir(handle);
+        let trash = self.root.join(".tmp").join(format!("{handle}.{:x}", rand::random::<u64>()));
+        // the rename makes the handle disappear at once; the removal may then take its time
+        tokio::fs::rename(&dir, &trash).await?;
+        self.meta.invalidate(handle);
+        tokio::fs::remove_dir_all(&trash).await.ok();
+        Ok(meta)
+    }
+}
+
+fn write_original(dir: &Path, tmp: &Path, handle: &str, bytes: &[u8], upload: Upload) -> Result<FileMeta> {
+    let version = blake3::hash(bytes).to_hex().to_string();
+    let previous: Option<FileMeta> = fs::read(dir.join("meta.json")).ok().and_then(|t| serde_json::from_slice(&t).ok());
+    fs::create_dir_all(dir)?;
+    let data_path = dir.join(format!("{version}.bin"));
+    write_atomic(tmp, &data_path, bytes)?;
+    let filename =
+        upload.filename.or_else(|| previous.as_ref().map(|p| p.filename.clone())).unwrap_or_else(|| handle.to_string());
+    let meta = FileMeta {
+        handle: handle.to_string(),
+        mimetype: upload.mimetype.unwrap_or_else(|| "application/octet-stream".into()),
+        filename,
+        size: bytes.len() as u64,
+        uploaded: now_ms(),
+        version: version.clone(),
+        md5: hex::encode(md5::Md5::digest(bytes)),
+        sha1: hex::encode(sha1::Sha1::digest(bytes)),
+        sha256: hex::encode(sha2::Sha256::digest(bytes)),
+        width: upload.width,
+        height: upload.height,
+        container: upload.container,
+        path: upload.path,
+    };
+    write_atomic(tmp, &dir.join("meta.json"), &serde_json::to_vec_pretty(&meta).map_err(Error::internal)?)?;
+    if let Some(prev) = previous.filter(|p| p.version != version) {
+        fs::remove_file(dir.join(format!("{}.bin", prev.version))).ok();
+    }
+    Ok(meta)
+}
+
+/// temp file + fsync + rename + fsync of the directory.
+fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = tmp_dir.join(format!("{:x}.tmp", rand::random::<u64>()));
+    let mut f = fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, dest)?;
+    if let Some(parent) = dest.parent() {
+        fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
