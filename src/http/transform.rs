@@ -184,7 +184,11 @@ async fn derivative(
         other => other.identity(),
     };
     let stem = stem.rsplit('/').next().unwrap_or("file").split(['.', '?']).next().unwrap_or("file").to_string();
-    let remaining = meta.expires.saturating_sub(cache::now());
+    // the cache task is not part of the key, so an explicit expiry sets this answer's lifetime
+    let remaining = match plan.cache {
+        CachePolicy::Expiry(n) => n,
+        _ => meta.expires.saturating_sub(cache::now()),
+    };
     Ok(Delivery {
         bytes: outcome.cached.bytes.clone(),
         content_type: meta.content_type.clone(),

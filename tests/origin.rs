@@ -1,0 +1,497 @@
+//! End-to-end behaviour of the origin: store → transform → decode and check; cache semantics;
+//! HTTP semantics. Every test starts the real binary on a loopback port.
+
+mod common;
+
+use common::{decode, fixture, TestServer};
+use image::{GenericImageView, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
+use std::io::Cursor;
+
+fn png_bytes(img: &image::DynamicImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+    out
+}
+
+/// 200×100: left half red, right half blue.
+fn halves_lr() -> Vec<u8> {
+    let img = RgbImage::from_fn(200, 100, |x, _| if x < 100 { Rgb([255, 0, 0]) } else { Rgb([0, 0, 255]) });
+    png_bytes(&image::DynamicImage::ImageRgb8(img))
+}
+
+/// 100×200: top half green, bottom half yellow.
+fn halves_tb() -> Vec<u8> {
+    let img = RgbImage::from_fn(100, 200, |_, y| if y < 100 { Rgb([0, 255, 0]) } else { Rgb([255, 255, 0]) });
+    png_bytes(&image::DynamicImage::ImageRgb8(img))
+}
+
+fn get_image(s: &TestServer, path: &str) -> image::DynamicImage {
+    let resp = s.get(path);
+    assert_eq!(resp.status(), 200, "{path}: {:?}", resp.text());
+    decode(&resp.bytes().unwrap())
+}
+
+fn close(a: [u8; 3], b: [u8; 3]) -> bool {
+    a.iter().zip(b.iter()).all(|(x, y)| (*x as i32 - *y as i32).abs() <= 12)
+}
+
+fn center_rgb(img: &image::DynamicImage) -> [u8; 3] {
+    let p = img.get_pixel(img.width() / 2, img.height() / 2).0;
+    [p[0], p[1], p[2]]
+}
+
+#[test]
+fn every_fit_gives_the_right_dimensions() {
+    let s = TestServer::start();
+    let h = s.upload(&halves_lr(), "lr.png");
+    let cases = [
+        ("resize=w:50", (50, 25)),
+        ("resize=h:50", (100, 50)),
+        ("resize=w:50,h:50", (50, 25)),
+        ("resize=w:50,h:50,fit:clip", (50, 25)),
+        ("resize=w:50,h:50,fit:scale", (50, 50)),
+        ("resize=w:50,h:50,fit:crop", (50, 50)),
+        ("resize=w:400,h:400,fit:clip", (400, 200)),
+        ("resize=w:400,h:400,fit:max", (200, 100)),
+        ("resize=w:400,fit:max", (200, 100)),
+        ("resize=width:80,height:20,fit:max", (40, 20)),
+    ];
+    for (tasks, dims) in cases {
+        let img = get_image(&s, &format!("/{tasks}/{h}"));
+        assert_eq!(img.dimensions(), dims, "{tasks}");
+    }
+}
+
+#[test]
+fn crop_fit_honours_every_align() {
+    let s = TestServer::start();
+    let lr = s.upload(&halves_lr(), "lr.png");
+    let tb = s.upload(&halves_tb(), "tb.png");
+    let red = [255, 0, 0];
+    let blue = [0, 0, 255];
+    let green = [0, 255, 0];
+    let yellow = [255, 255, 0];
+    let cases = [
+        (&lr, "left", red),
+        (&lr, "right", blue),
+        (&lr, "[middle,left]", red),
+        (&lr, "[top,right]", blue),
+        (&lr, "[bottom,left]", red),
+        (&tb, "top", green),
+        (&tb, "bottom", yellow),
+        (&tb, "[top,left]", green),
+        (&tb, "[bottom,center]", yellow),
+        (&tb, "[bottom,right]", yellow),
+    ];
+    for (h, align, want) in cases {
+        let path = format!("/resize=w:40,h:40,fit:crop,align:{align}/{h}");
+        let img = get_image(&s, &path);
+        assert_eq!(img.dimensions(), (40, 40), "{path}");
+        for (x, y) in [(2, 2), (37, 37), (20, 20)] {
+            let p = img.get_pixel(x, y).0;
+            assert!(close([p[0], p[1], p[2]], want), "{path} pixel {x},{y} = {p:?}, want {want:?}");
+        }
+    }
+    // center keeps both halves
+    let img = get_image(&s, &format!("/resize=w:40,h:40,fit:crop,align:center/{lr}"));
+    assert!(close(img.get_pixel(2, 20).0[..3].try_into().unwrap(), red));
+    assert!(close(img.get_pixel(37, 20).0[..3].try_into().unwrap(), blue));
+}
+
+#[test]
+fn crop_rotate_flip_flop() {
+    let s = TestServer::start();
+    let h = s.upload(&halves_lr(), "lr.png");
+    let img = get_image(&s, &format!("/crop=dim:[90,10,20,30]/{h}"));
+    assert_eq!(img.dimensions(), (20, 30));
+    assert!(close(center_rgb(&img.crop_imm(0, 0, 5, 5)), [255, 0, 0]));
+    assert!(close(center_rgb(&img.crop_imm(15, 0, 5, 5)), [0, 0, 255]));
+    // partly outside keeps the overlap
+    assert_eq!(get_image(&s, &format!("/crop=d:[150,50,100,100]/{h}")).dimensions(), (50, 50));
+    // fully outside is a clear 400
+    assert_eq!(s.get(&format!("/crop=dim:[500,500,10,10]/{h}")).status(), 400);
+
+    let img = get_image(&s, &format!("/rotate=deg:90/{h}"));
+    assert_eq!(img.dimensions(), (100, 200));
+    // clockwise: the left (red) half ends on top
+    assert!(close(img.get_pixel(50, 10).0[..3].try_into().unwrap(), [255, 0, 0]));
+    let img = get_image(&s, &format!("/rotate=deg:45,background:00FF00/{h}"));
+    assert!(img.width() > 200 && img.height() > 200);
+    assert!(close(img.get_pixel(1, 1).0[..3].try_into().unwrap(), [0, 255, 0]), "corner shows the background");
+
+    let img = get_image(&s, &format!("/flop/{h}"));
+    assert!(close(img.get_pixel(5, 50).0[..3].try_into().unwrap(), [0, 0, 255]));
+    let tb = s.upload(&halves_tb(), "tb.png");
+    let img = get_image(&s, &format!("/flip/{tb}"));
+    assert!(close(img.get_pixel(50, 5).0[..3].try_into().unwrap(), [255, 255, 0]));
+}
+
+#[test]
+fn exif_orientations_come_out_upright() {
+    let s = TestServer::start();
+    let reference = decode(&fixture("hopper.jpg")).to_rgb8();
+    for n in 2..=8 {
+        let name = format!("hopper_orientation_{n}.jpg");
+        let h = s.upload_fixture(&name);
+        for path in [format!("/output=f:png/{h}"), format!("/resize=w:64/{h}")] {
+            let img = get_image(&s, &path).to_rgb8();
+            let want =
+                image::imageops::resize(&reference, img.width(), img.height(), image::imageops::FilterType::Triangle);
+            let diff: f64 =
+                img.pixels().zip(want.pixels()).map(|(a, b)| (a.0[0] as f64 - b.0[0] as f64).abs()).sum::<f64>()
+                    / (img.width() * img.height()) as f64;
+            assert!(diff < 20.0, "{name} {path}: mean difference {diff} from the upright reference");
+        }
+    }
+    let h = s.upload_fixture("hopper_orientation_6.webp");
+    let img = get_image(&s, &format!("/output=f:png/{h}"));
+    assert_eq!(img.dimensions(), (128, 128));
+}
+
+#[test]
+fn every_output_format_round_trips() {
+    let s = TestServer::start();
+    let h = s.upload_fixture("hopper.jpg");
+    for (word, format, mime) in [
+        ("jpg", ImageFormat::Jpeg, "image/jpeg"),
+        ("png", ImageFormat::Png, "image/png"),
+        ("webp", ImageFormat::WebP, "image/webp"),
+        ("gif", ImageFormat::Gif, "image/gif"),
+        ("pjpg", ImageFormat::Jpeg, "image/jpeg"),
+    ] {
+        let resp = s.get(&format!("/resize=w:64/output=format:{word},quality:70/{h}"));
+        assert_eq!(resp.status(), 200, "{word}");
+        assert_eq!(resp.headers()["content-type"], mime);
+        let bytes = resp.bytes().unwrap();
+        assert_eq!(image::guess_format(&bytes).unwrap(), format, "{word}");
+        let img = decode(&bytes);
+        assert_eq!(img.dimensions(), (64, 64), "{word}");
+    }
+    // AVIF: no decoder is built in, so check the container and that it is a real encode
+    let resp = s.get(&format!("/resize=w:64/output=format:avif/{h}"));
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/avif");
+    let bytes = resp.bytes().unwrap();
+    assert_eq!(&bytes[4..12], b"ftypavif");
+    assert!(bytes.len() > 300);
+    // WebP is lossy (VP8), not lossless (VP8L)
+    let webp = s.get(&format!("/output=f:webp/{h}")).bytes().unwrap();
+    assert_eq!(&webp[12..16], b"VP8 ");
+}
+
+#[test]
+fn transparency_survives_or_is_flattened() {
+    let s = TestServer::start();
+    let img = RgbaImage::from_fn(20, 20, |x, _| if x < 10 { Rgba([255, 0, 0, 0]) } else { Rgba([0, 0, 255, 255]) });
+    let h = s.upload(&png_bytes(&image::DynamicImage::ImageRgba8(img)), "alpha.png");
+    for f in ["png", "webp", "gif"] {
+        let out = get_image(&s, &format!("/output=f:{f}/{h}"));
+        assert_eq!(out.get_pixel(2, 10).0[3], 0, "{f} keeps transparency");
+        assert_eq!(out.get_pixel(17, 10).0[3], 255, "{f}");
+    }
+    let out = get_image(&s, &format!("/output=f:jpg/{h}"));
+    assert!(close(out.get_pixel(2, 10).0[..3].try_into().unwrap(), [255, 255, 255]), "JPEG flattens on white");
+    let out = get_image(&s, &format!("/output=f:jpg,background:black/{h}"));
+    assert!(close(out.get_pixel(2, 10).0[..3].try_into().unwrap(), [0, 0, 0]), "background option");
+}
+
+#[test]
+fn shrink_on_load_keeps_geometry_on_a_real_photo() {
+    let s = TestServer::start();
+    let h = s.upload_fixture("fossa-4096x2304.jpg");
+    let resp = s.get(&format!("/resize=w:800/output=f:jpg/{h}"));
+    assert_eq!(resp.status(), 200);
+    let img = decode(&resp.bytes().unwrap());
+    assert_eq!(img.dimensions(), (800, 450));
+    let img = get_image(&s, &format!("/resize=w:300,h:300,fit:crop/{h}"));
+    assert_eq!(img.dimensions(), (300, 300));
+}
+
+#[test]
+fn conditional_requests_and_ranges() {
+    let s = TestServer::start();
+    let h = s.upload_fixture("hopper.png");
+    let path = format!("/resize=w:64/output=f:png/{h}");
+    let first = s.get(&path);
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
+    let last_modified = first.headers()["last-modified"].to_str().unwrap().to_string();
+    let body = first.bytes().unwrap();
+    assert!(etag.starts_with('"') && !etag.starts_with("W/"));
+    let c = s.client();
+    let r = c.get(s.url(&path)).header("If-None-Match", &etag).send().unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(r.headers()["etag"].to_str().unwrap(), etag);
+    let r = c.get(s.url(&path)).header("If-Modified-Since", &last_modified).send().unwrap();
+    assert_eq!(r.status(), 304);
+    let r = c.get(s.url(&path)).header("If-None-Match", "\"other\"").send().unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c.get(s.url(&path)).header("Range", "bytes=10-19").send().unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"].to_str().unwrap(), format!("bytes 10-19/{}", body.len()));
+    assert_eq!(r.bytes().unwrap(), body.slice(10..20));
+    let r = c.get(s.url(&path)).header("Range", "bytes=-5").send().unwrap();
+    assert_eq!(r.bytes().unwrap(), body.slice(body.len() - 5..));
+    let r = c.get(s.url(&path)).header("Range", format!("bytes={}-", body.len() + 10)).send().unwrap();
+    assert_eq!(r.status(), 416);
+    assert_eq!(r.headers()["content-range"].to_str().unwrap(), format!("bytes */{}", body.len()));
+    let r = c.head(s.url(&path)).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"].to_str().unwrap(), body.len().to_string());
+    // originals too
+    let r = c.get(s.url(&format!("/{h}"))).header("Range", "bytes=0-3").send().unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(&r.bytes().unwrap()[..], b"\x89PNG");
+}
+
+#[test]
+fn cdn_headers_and_vary_only_when_negotiated() {
+    let s = TestServer::start();
+    let h = s.upload_fixture("hopper.jpg");
+    let r = s.get(&format!("/resize=w:32/{h}"));
+    let hd = r.headers();
+    assert_eq!(hd["cache-control"], "public, max-age=2592000");
+    assert_eq!(hd["cdn-cache-control"], "public, max-age=2592000");
+    assert_eq!(hd["surrogate-control"], "max-age=2592000");
+    assert!(hd["surrogate-key"].to_str().unwrap().contains(&h));
+    assert!(hd.get("vary").is_none(), "explicit format must not vary");
+    assert!(hd["cache-status"].to_str().unwrap().contains("fwd=uri-miss"));
+    assert!(hd.contains_key("server-timing"));
+    assert_eq!(hd["accept-ranges"], "bytes");
+    assert!(hd["content-disposition"].to_str().unwrap().starts_with("inline"));
+
+    let c = s.client();
+    for (accept, mime) in
+        [("image/avif,image/webp,*/*", "image/avif"), ("image/webp,*/*", "image/webp"), ("*/*", "image/jpeg")]
+    {
+        for path in [format!("/resize=w:32/auto_image/{h}"), format!("/resize=w:32/output=f:auto/{h}")] {
+            let r = c.get(s.url(&path)).header("Accept", accept).send().unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.headers()["content-type"], mime, "{path} with Accept {accept}");
+            assert_eq!(r.headers()["vary"], "Accept");
+        }
+    }
+    let r = s.get(&format!("/cache=expiry:60/resize=w:32/{h}"));
+    assert_eq!(r.headers()["cache-control"], "public, max-age=60");
+    let r = s.get(&format!("/resize=w:32/{h}?dl=true"));
+    assert!(r.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let r = s.get("/resize=w:0/nothing");
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["cache-control"], "public, max-age=60");
+    assert_eq!(r.headers()["content-type"], "application/json");
+}
+
+fn transforms(s: &TestServer) -> f64 {
+    s.metric("refract_transforms_total", "")
+}
+
+#[test]
+fn cache_hits_skip_the_transform_and_cache_false_bypasses() {
+    let s = TestServer::start();
+    let h = s.upload_fixture("hopper.jpg");
+    let path = format!("/resize=w:50/{h}");
+    let a = s.get(&path).bytes().unwrap();
+    assert_eq!(transforms(&s), 1.0);
+    let r = s.get(&path);
+    assert_eq!(r.headers()["cache-status"], "refract; hit");
+    assert_eq!(r.bytes().unwrap(), a);
+    // the same plan spelled with aliases and another option order is the same derivative
+    s.get(&format!("/resize=width:50/{h}"));
+    assert_eq!(transforms(&s), 1.0);
+    for _ in 0..2 {
+        let r = s.get(&format!("/cache=false/resize=w:50/{h}"));
+        assert_eq!(r.headers()["cache-status"], "refract; fwd=bypass");
+        assert_eq!(r.headers()["cache-control"], "no-store");
+    }
+    assert_eq!(transforms(&s), 3.0);
+}
+
+#[test]
+fn overwrite_serves_new_bytes_and_delete_purges() {
+    let s = TestServer::start();
+    let h = s.upload(&halves_lr(), "img.png");
+    let path = format!("/resize=w:20/output=f:png/{h}");
+    let before = get_image(&s, &path);
+    assert!(close(center_rgb(&before.crop_imm(0, 0, 4, 4)), [255, 0, 0]));
+    let c = s.client();
+    let r = c.post(s.url(&format!("/api/file/{h}"))).body(halves_tb()).send().unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text());
+    let after = get_image(&s, &path);
+    assert_eq!(after.dimensions(), (20, 40), "new bytes at the same URL");
+    assert!(s.metric("refract_cache_disk_bytes", "") > 0.0);
+    let r = c.delete(s.url(&format!("/api/file/{h}"))).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.get(&path).status(), 404);
+    assert_eq!(s.get(&format!("/{h}")).status(), 404);
+    assert_eq!(s.get(&format!("/api/file/{h}")).status(), 404);
+    assert_eq!(s.metric("refract_cache_disk_bytes", ""), 0.0, "every derivative of the handle is gone");
+}
+
+#[test]
+fn ttl_expiry_and_restart_persistence() {
+    let mut s = TestServer::start_with_env(&[("REFRACT_CACHE_TTL_SECS", "2"), ("REFRACT_CACHE_SWEEP_SECS", "1")]);
+    let h = s.upload_fixture("hopper.jpg");
+    let path = format!("/resize=w:40/{h}");
+    let r = s.get(&path);
+    assert_eq!(r.headers()["cache-control"], "public, max-age=2");
+    std::thread::sleep(std::time::Duration::from_millis(3200));
+    let r = s.get(&path);
+    assert!(r.headers()["cache-status"].to_str().unwrap().contains("miss"), "expired entry is recomputed");
+    assert_eq!(transforms(&s), 2.0);
+
+    let mut s2 = TestServer::start();
+    let h2 = s2.upload_fixture("hopper.png");
+    let path2 = format!("/resize=w:40/output=f:webp/{h2}");
+    let first = s2.get(&path2).bytes().unwrap();
+    // sled makes its index durable every 500 ms; a kill -9 inside that window only costs a recompute
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    s2.restart();
+    let r = s2.get(&path2);
+    assert_eq!(r.headers()["cache-status"], "refract; hit", "the cache survives a restart");
+    assert_eq!(r.bytes().unwrap(), first);
+    assert_eq!(transforms(&s2), 0.0);
+    assert_eq!(s2.get(&format!("/{h2}")).status(), 200, "originals survive a kill -9");
+    drop(s);
+}
+
+#[test]
+fn concurrent_identical_misses_run_one_transform() {
+    let s = TestServer::start();
+    let h = s.upload_fixture("fossa-4096x2304.jpg");
+    let path = format!("/resize=w:640/output=f:webp/{h}");
+    let url = s.url(&path);
+    let bodies: Vec<Vec<u8>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let url = url.clone();
+                scope.spawn(move || reqwest::blocking::get(url).unwrap().bytes().unwrap().to_vec())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(transforms(&s), 1.0);
+}
+
+#[test]
+fn store_api_shapes_and_metadata() {
+    let s = TestServer::start();
+    let c = s.client();
+    let r = c.post(s.url("/api/store/S3?key=abc&filename=hop.jpg")).body(fixture("hopper.jpg")).send().unwrap();
+    let j: serde_json::Value = r.json().unwrap();
+    let h = j["handle"].as_str().unwrap().to_string();
+    assert_eq!(h.len(), 20);
+    assert!(h.bytes().all(|b| b.is_ascii_alphanumeric()));
+    assert_eq!(j["type"], "image/jpeg");
+    assert_eq!(j["filename"], "hop.jpg");
+    assert_eq!(j["key"], "abc");
+    assert_eq!(j["size"], 6412);
+    assert!(j["url"].as_str().unwrap().ends_with(&h));
+
+    let form = reqwest::blocking::multipart::Form::new()
+        .part("fileUpload", reqwest::blocking::multipart::Part::bytes(fixture("hopper.png")).file_name("multi.png"));
+    let j: serde_json::Value = c.post(s.url("/api/store/S3?key=abc")).multipart(form).send().unwrap().json().unwrap();
+    assert_eq!(j["filename"], "multi.png");
+    assert_eq!(j["type"], "image/png");
+
+    let m: serde_json::Value =
+        s.get(&format!("/{h}/metadata?width=true&height=true&md5=true&size=true")).json().unwrap();
+    assert_eq!(m["width"], 128);
+    assert_eq!(m["height"], 128);
+    assert_eq!(m["size"], 6412);
+    assert_eq!(m["md5"].as_str().unwrap().len(), 32);
+    assert!(m.get("filename").is_none(), "only the asked fields");
+    let m: serde_json::Value = s.get(&format!("/api/file/{h}/metadata")).json().unwrap();
+    assert_eq!(m["filename"], "hop.jpg");
+    assert_eq!(m["mimetype"], "image/jpeg");
+
+    let r = s.get(&format!("/api/file/{h}?dl=true"));
+    assert!(r.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    assert_eq!(r.bytes().unwrap().len(), 6412);
+    let r = s.get(&format!("/imagesize/{h}"));
+    let j: serde_json::Value = r.json().unwrap();
+    assert_eq!((j["width"].as_u64(), j["height"].as_u64()), (Some(128), Some(128)));
+
+    // bad uploads
+    let r = c.post(s.url("/api/store/S3?key=a&filename=x.jpg")).body(Vec::<u8>::new()).send().unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c.post(s.url("/api/store/S3?key=a&filename=x.jpg")).body("hello, not an image").send().unwrap();
+    assert_eq!(r.status(), 415);
+    let r = c.post(s.url("/api/store/S3?key=a&filename=notes.txt")).body("plain text").send().unwrap();
+    assert_eq!(r.status(), 200, "non-image files are stored as they are");
+    let mut truncated = fixture("hopper.jpg");
+    truncated.truncate(20);
+    let r = c.post(s.url("/api/store/S3?key=a&filename=t.jpg")).body(truncated).send().unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(s.get("/api/file/AAAAAAAAAAAAAAAAAAAA").status(), 404);
+}
+
+#[test]
+fn effects_change_pixels() {
+    let s = TestServer::start();
+    let h = s.upload(&halves_lr(), "lr.png");
+    let img = get_image(&s, &format!("/monochrome/output=f:png/{h}"));
+    let p = img.get_pixel(10, 10).0;
+    assert!(p[0] == p[1] && p[1] == p[2]);
+    let img = get_image(&s, &format!("/negative/output=f:png/{h}"));
+    assert!(close(img.get_pixel(10, 10).0[..3].try_into().unwrap(), [0, 255, 255]));
+    let img = get_image(&s, &format!("/border=width:5,color:00FF00/output=f:png/{h}"));
+    assert_eq!(img.dimensions(), (210, 110));
+    assert!(close(img.get_pixel(1, 1).0[..3].try_into().unwrap(), [0, 255, 0]));
+    for t in ["blur=amount:5", "sharpen", "sepia", "blackwhite", "pixelate=amount:10", "modulate=hue:120", "circle"] {
+        let img = get_image(&s, &format!("/{t}/output=f:png/{h}"));
+        assert_eq!(img.dimensions(), (200, 100), "{t}");
+    }
+    let r = s.get(&format!("/watermark=file:{h}/{h}"));
+    assert_eq!(r.status(), 501);
+    let j: serde_json::Value = r.json().unwrap();
+    assert_eq!(j["error"]["task"], "watermark");
+}
+
+#[test]
+fn startup_problems_are_one_clear_line() {
+    let bin = env!("CARGO_BIN_EXE_refract");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["serve", "--listen", &addr, "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen on") && err.lines().count() == 1, "{err}");
+
+    let out = std::process::Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("REFRACT_NO_SUCH_SETTING", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no_such_setting"), "{err}");
+
+    let out = std::process::Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", "/proc/refract-cannot-write"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("data dir"));
+}
+
+#[test]
+fn transform_command_runs_the_pipeline_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.webp");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_refract"))
+        .arg("transform")
+        .arg(common::fixture_path("fossa-4096x2304.jpg"))
+        .arg("resize=w:800/output=f:webp")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let img = decode(&std::fs::read(&out).unwrap());
+    assert_eq!(img.dimensions(), (800, 450));
+}
