@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-if [ -x tests/sdk/setup.sh ]; then tests/sdk/setup.sh; fi
+bash tests/sdk/setup.sh
 cargo test --all-targets "$@"

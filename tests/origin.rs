@@ -328,7 +328,7 @@ fn overwrite_serves_new_bytes_and_delete_purges() {
 
 #[test]
 fn ttl_expiry_and_restart_persistence() {
-    let mut s = TestServer::start_with_env(&[("REFRACT_CACHE_TTL_SECS", "2"), ("REFRACT_CACHE_SWEEP_SECS", "1")]);
+    let s = TestServer::start_with_env(&[("REFRACT_CACHE_TTL_SECS", "2"), ("REFRACT_CACHE_SWEEP_SECS", "1")]);
     let h = s.upload_fixture("hopper.jpg");
     let path = format!("/resize=w:40/{h}");
     let r = s.get(&path);

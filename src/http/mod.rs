@@ -17,6 +17,7 @@ use actix_web::dev::Service;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tracing::Instrument;
 
 pub struct AppState {
     pub config: Config,
@@ -146,10 +147,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
                 let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
                 let route = route_label(req.path());
                 let span = tracing::info_span!("request", id, method = %req.method(), path = %req.path());
-                let fut = srv.call(req);
+                let fut = srv.call(req).instrument(span.clone());
                 async move {
-                    let _entered = span.enter();
                     let mut res = fut.await?;
+                    let _entered = span.enter();
                     let status = res.status().as_u16();
                     METRICS.requests.with_label_values(&[route, &status.to_string()]).inc();
                     if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&id.to_string()) {

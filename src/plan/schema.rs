@@ -161,6 +161,7 @@ const PARTIAL: &[OptSpec] = &[
 
 const AMOUNT_0_20: &[OptSpec] = &[o("amount", "a", Int(0, 20))];
 const AMOUNT_1_100: &[OptSpec] = &[o("amount", "a", Int(1, 100))];
+const AMOUNT_2_100: &[OptSpec] = &[o("amount", "a", Int(2, 100))];
 const BACKGROUND: &[OptSpec] = &[o("background", "b", Color)];
 const NONE: &[OptSpec] = &[];
 
@@ -323,7 +324,7 @@ pub static TASKS: &[TaskSpec] = &[
     t("redeye", true, NotImplemented, NONE),
     t("blackwhite", true, Image, &[o("threshold", "t", Int(0, 100))]),
     t("sepia", true, Image, &[o("tone", "t", Int(0, 100))]),
-    t("pixelate", true, Image, AMOUNT_1_100),
+    t("pixelate", true, Image, AMOUNT_2_100),
     t("oil_paint", true, NotImplemented, AMOUNT_1_100),
     t(
         "modulate",

@@ -100,6 +100,10 @@ pub fn parse(raw_path: &str, raw_query: Option<&str>) -> Result<ParsedUrl> {
         if source::starts_source(tok.text) {
             break;
         }
+        // filestack-go writes the security segment before `b64/…`
+        if tok.text == "b64" {
+            return parse_b64(url, &tokens[i + 1..], path);
+        }
         push_task_segment(&mut url, tok.text)?;
         i += 1;
     }
@@ -162,9 +166,9 @@ fn security_params(task: &RawTask) -> Result<SecurityParams> {
             Some(Value::Scalar { text, .. }) => text.clone(),
             _ => return Err(Error::bad_option("security", &opt.key, "expected a text value")),
         };
-        match opt.key.as_str() {
-            "p" | "policy" => policy = Some(text),
-            "s" | "signature" => signature = Some(text),
+        let slot = match opt.key.as_str() {
+            "p" | "policy" => &mut policy,
+            "s" | "signature" => &mut signature,
             other => {
                 return Err(Error::bad_option(
                     "security",
@@ -172,11 +176,37 @@ fn security_params(task: &RawTask) -> Result<SecurityParams> {
                     format!("invalid parameter `{other}` for `security` task; allowed: policy (p), signature (s)"),
                 ))
             }
+        };
+        if slot.replace(text).is_some() {
+            return Err(Error::bad_option("security", &opt.key, "option given twice for `security`"));
         }
     }
     match (policy, signature) {
-        (Some(policy), Some(signature)) => Ok(SecurityParams { policy, signature }),
+        (Some(policy), Some(signature)) => {
+            let params = SecurityParams { policy, signature };
+            params.check_syntax()?;
+            Ok(params)
+        }
         _ => Err(Error::bad_task("security", "security needs both policy (p) and signature (s)")),
+    }
+}
+
+impl SecurityParams {
+    /// The shape of a policy and signature, checked even when no secret is configured, so a
+    /// mangled security segment is a clear 400 rather than silently ignored.
+    pub fn check_syntax(&self) -> Result<()> {
+        let sig = self.signature.trim();
+        if sig.len() != 64 || !sig.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::bad_option("security", "signature", "signature must be 64 hex digits (HMAC-SHA256)"));
+        }
+        let json = b64_decode(&self.policy)
+            .map_err(|e| Error::bad_option("security", "policy", format!("policy is not base64: {e}")))?;
+        let value: serde_json::Value = serde_json::from_slice(&json)
+            .map_err(|_| Error::bad_option("security", "policy", "policy is not base64 of a JSON object"))?;
+        if !value.get("expiry").is_some_and(serde_json::Value::is_number) {
+            return Err(Error::bad_option("security", "policy", "policy needs a numeric `expiry`"));
+        }
+        Ok(())
     }
 }
 
@@ -233,7 +263,7 @@ fn with_context(e: Error, task: &str, option: &str) -> Error {
 /// A scalar or a (nested) list. A value whose brackets arrive encoded (`%5B10%2C20%5D`, as PHP
 /// sends arrays) is decoded as a whole first.
 pub fn parse_value(raw: &str) -> Result<Value> {
-    let raw = raw.trim();
+    let raw = tokens::trim_spaces(raw);
     if raw.len() >= 3 && raw[..3].eq_ignore_ascii_case("%5B") {
         let decoded = decode(raw)?;
         return parse_list(&decoded);
@@ -278,7 +308,9 @@ fn parse_b64(mut url: ParsedUrl, rest: &[Token], path: &str) -> Result<ParsedUrl
         serde_json::from_slice(&json).map_err(|e| Error::bad(format!("b64 task list is not JSON: {e}")))?;
     let items = list.as_array().ok_or_else(|| Error::bad("b64 task list must be a JSON array"))?;
     for item in items {
-        push_task(&mut url, task_from_json(item)?)?;
+        if let Some(task) = task_from_json(item)? {
+            push_task(&mut url, task)?;
+        }
     }
     let (source, consumed) = source::parse(&path[rest[1].start..], None)?;
     url.source = source;
@@ -286,7 +318,7 @@ fn parse_b64(mut url: ParsedUrl, rest: &[Token], path: &str) -> Result<ParsedUrl
     Ok(url)
 }
 
-fn task_from_json(item: &serde_json::Value) -> Result<RawTask> {
+fn task_from_json(item: &serde_json::Value) -> Result<Option<RawTask>> {
     let field = |k: &str, alt: &str| item.get(k).or_else(|| item.get(alt));
     let name = field("name", "Name")
         .and_then(|n| n.as_str())
@@ -306,9 +338,14 @@ fn task_from_json(item: &serde_json::Value) -> Result<RawTask> {
             }
         }
         Some(serde_json::Value::Bool(true)) => {}
+        // filestack-js: `false` drops a task, except `cache(false)`, which means `cache=false`
+        Some(serde_json::Value::Bool(false)) if name == "cache" => {
+            options.push(RawOption { key: "false".into(), value: None })
+        }
+        Some(serde_json::Value::Bool(false)) => return Ok(None),
         Some(_) => return Err(Error::bad_task(&name, "b64 task params must be an object")),
     }
-    Ok(RawTask { name, options })
+    Ok(Some(RawTask { name, options }))
 }
 
 fn value_from_json(v: &serde_json::Value) -> Option<Value> {

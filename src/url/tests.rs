@@ -13,10 +13,16 @@ fn handle_only() {
 
 #[test]
 fn key_tasks_and_security_anywhere() {
-    let u = p("/KEY123/resize=w:100,h:50/security=p:abc,s:def/flip/HANDLE");
+    let (policy, sig) = (
+        "eyJleHBpcnkiOjE4OTM0NTYwMDAsImNhbGwiOlsicmVhZCIsImNvbnZlcnQiXX0=",
+        "9adad7597e3be7c7fe1a51a47a47dc35127f250840d95a0fc4fc6d29ee42d298",
+    );
+    let u = p(&format!("/KEY123/resize=w:100,h:50/security=p:{policy},s:{sig}/flip/HANDLE"));
     assert_eq!(u.apikey.as_deref(), Some("KEY123"));
     assert_eq!(u.tasks.len(), 2);
-    assert_eq!(u.security, Some(SecurityParams { policy: "abc".into(), signature: "def".into() }));
+    assert_eq!(u.security, Some(SecurityParams { policy: policy.into(), signature: sig.into() }));
+    assert!(parse(&format!("/security=p:{policy},s:zz/HANDLE"), None).is_err(), "a mangled signature is a 400");
+    assert!(parse(&format!("/security=p:{policy},s:{sig},s:{sig}/HANDLE"), None).is_err(), "duplicates too");
 }
 
 #[test]

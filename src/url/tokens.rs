@@ -125,6 +125,23 @@ pub fn quote_len_at_end(s: &str) -> usize {
     }
 }
 
+/// Trim spaces, raw or encoded as `%20` (Ruby writes `[1, 2]`).
+pub fn trim_spaces(mut s: &str) -> &str {
+    loop {
+        let before = s.len();
+        s = s.trim();
+        if s.len() >= 3 && s[..3].eq_ignore_ascii_case("%20") {
+            s = &s[3..];
+        }
+        if s.len() >= 3 && s.is_char_boundary(s.len() - 3) && s[s.len() - 3..].eq_ignore_ascii_case("%20") {
+            s = &s[..s.len() - 3];
+        }
+        if s.len() == before {
+            return s;
+        }
+    }
+}
+
 /// Percent-decode once; `+` stays `+`. Invalid UTF-8 after decoding is a 400.
 pub fn decode(s: &str) -> Result<String> {
     if !s.contains('%') {
