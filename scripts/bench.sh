@@ -12,6 +12,7 @@ export PORT=${PORT:-8099} DUR=${DUR:-10s} OUT=${OUT:-$PWD/target/bench}
 mkdir -p "$OUT"
 scripts/setup.sh
 cargo build --release --quiet --bin refract --example quality
+"$SHARED/bench/peers.sh" stop >/dev/null 2>&1 || true
 "$SHARED/bench/peers.sh" start "$PHOTOS" >/dev/null
 trap '"$SHARED/bench/peers.sh" stop >/dev/null 2>&1 || true; pkill -f "refract serve --listen 127.0.0.1:$PORT" || true' EXIT
 

@@ -39,7 +39,7 @@ def stop():
 def http(url, data=None, headers=None):
     req = urllib.request.Request(url, data=data, headers=headers or {})
     with urllib.request.urlopen(req, timeout=120) as r:
-        return r.status, dict(r.headers), r.read()
+        return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
 
 
 def upload(path):
@@ -65,7 +65,7 @@ def rss_peak(pid):
 
 def server_ms(url):
     _, headers, _ = http(url)
-    m = re.search(r"transform;dur=([\d.]+)", headers.get("Server-Timing", ""))
+    m = re.search(r"transform;dur=([\d.]+)", headers.get("server-timing", ""))
     return float(m.group(1))
 
 
@@ -84,8 +84,8 @@ def extra():
     _, hd, body = http(url)
     open(os.path.join(STATE, "static", "hit.jpg"), "wb").write(body)
     _, nhd, _ = http("http://127.0.0.1:9103/hit.jpg")
-    r = wrk(url, 64, f"If-None-Match: {hd['ETag']}")
-    n = wrk("http://127.0.0.1:9103/hit.jpg", 64, f"If-None-Match: {nhd['ETag']}")
+    r = wrk(url, 64, f"If-None-Match: {hd['etag']}")
+    n = wrk("http://127.0.0.1:9103/hit.jpg", 64, f"If-None-Match: {nhd['etag']}")
     print(f"304 revalidation (64 conns): refract {r[0]:.0f} req/s p99 {r[1]} | nginx {n[0]:.0f} req/s p99 {n[1]} | ratio {r[0]/n[0]:.2f}")
     # bytes and SSIM against a reference resize of the full-size decode
     files = []

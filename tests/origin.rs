@@ -495,3 +495,49 @@ fn transform_command_runs_the_pipeline_offline() {
     let img = decode(&std::fs::read(&out).unwrap());
     assert_eq!(img.dimensions(), (800, 450));
 }
+
+#[test]
+fn a_torn_cache_file_is_dropped_and_recomputed() {
+    let mut s = TestServer::start();
+    let h = s.upload_fixture("hopper.png");
+    let path = format!("/resize=w:40/output=f:png/{h}");
+    let good = s.get(&path).bytes().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let blobs = s.data_dir.join("cache/blobs");
+    let blob = std::fs::read_dir(&blobs)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .expect("a cache blob on disk");
+    std::fs::write(&blob, vec![0u8; good.len()]).unwrap();
+    s.restart();
+    let r = s.get(&path);
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["cache-status"].to_str().unwrap().contains("miss"), "the torn entry is not served");
+    assert_eq!(r.bytes().unwrap(), good);
+    assert_eq!(s.metric("refract_cache_corrupt_total", ""), 1.0);
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after() {
+    let s = TestServer::start_with_env(&[("REFRACT_WORKERS", "1"), ("REFRACT_QUEUE_LEN", "0")]);
+    let h = s.upload_fixture("fossa-4096x2304.jpg");
+    let statuses: Vec<(u16, Option<String>)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..6)
+            .map(|i| {
+                let url = s.url(&format!("/cache=false/resize=w:{}/output=f:png/{h}", 1500 + i));
+                scope.spawn(move || {
+                    let r = reqwest::blocking::get(url).unwrap();
+                    (r.status().as_u16(), r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string()))
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().any(|(s, _)| *s == 200), "{statuses:?}");
+    let busy: Vec<_> = statuses.iter().filter(|(s, _)| *s == 503).collect();
+    assert!(!busy.is_empty(), "one worker, no queue: concurrent misses must be refused: {statuses:?}");
+    assert!(busy.iter().all(|(_, retry)| retry.is_some()));
+    assert_eq!(s.get("/healthz").status(), 200);
+}

@@ -28,6 +28,7 @@ pub struct AppState {
     pub security: Security,
     pub pool: Pool,
     flights: Flights<Key, transform::Outcome>,
+    parsed: moka::sync::Cache<String, Arc<transform::Parsed>>,
 }
 
 /// Refract's own query parameters (`dl`, `policy`, `signature`, the store API's fields).
@@ -79,6 +80,7 @@ impl AppState {
             security: Security::new(config.secret.as_deref(), &config.api_keys),
             pool: Pool::new(config.workers(), config.queue_len),
             flights: Flights::default(),
+            parsed: moka::sync::Cache::new(50_000),
             store,
             cache,
             config,
@@ -116,16 +118,24 @@ async fn not_found() -> Result<HttpResponse, Error> {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    // The API sits under one static prefix so that processing URLs, the hot path, are told apart
+    // from it without running the router's pattern matching.
     cfg.route("/healthz", web::get().to(healthz))
         .route("/metrics", web::get().to(metrics))
-        .route("/api/store/{storage}", web::post().to(files::store))
-        .route("/api/file/{handle}/metadata", web::get().to(files::metadata_route))
-        .route("/api/file/{handle}", web::get().to(files::read))
-        .route("/api/file/{handle}", web::head().to(files::read))
-        .route("/api/file/{handle}", web::post().to(files::overwrite))
-        .route("/api/file/{handle}", web::put().to(files::overwrite))
-        .route("/api/file/{handle}", web::delete().to(files::delete))
-        .route("/api/{tail:.*}", web::to(not_found))
+        .service(
+            web::scope("/api")
+                .route("/store/{storage}", web::post().to(files::store))
+                .route("/file/{handle}/metadata", web::get().to(files::metadata_route))
+                .service(
+                    web::resource("/file/{handle}")
+                        .route(web::get().to(files::read))
+                        .route(web::head().to(files::read))
+                        .route(web::post().to(files::overwrite))
+                        .route(web::put().to(files::overwrite))
+                        .route(web::delete().to(files::delete)),
+                )
+                .default_service(web::to(not_found)),
+        )
         .default_service(web::route().to(transform::handle));
 }
 

@@ -15,25 +15,54 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub async fn handle(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
-    let path = req.uri().path().to_string();
-    let raw_query = req.uri().query();
-    if let Some(handle) = metadata_route(&path) {
+    let path = req.uri().path();
+    if let Some(handle) = metadata_route(path) {
         return files::metadata(&req, &state, handle).await;
     }
-    let url = url::parse(&path, raw_query)?;
-    let query = if url.query_consumed { QueryParams::default() } else { QueryParams::parse(raw_query) };
+    let parsed = parse_request(&state, path, req.uri().query())?;
+    let (url, plan) = (&parsed.url, &parsed.plan);
     state.security.check_apikey(url.apikey.as_deref())?;
-    let plan = Plan::build(&url)?;
-    let creds = url.security.clone().or_else(|| query.security());
-    let call = if plan.processing().next().is_some() { Call::Convert } else { Call::Read };
+    let creds = url.security.clone().or_else(|| parsed.query.security());
+    let call = if parsed.job.is_some() { Call::Convert } else { Call::Read };
     state.security.authorize(creds.as_ref(), &access(call, &url.source))?;
     if url.debug {
-        return Ok(debug_answer(&url, &plan));
+        return Ok(debug_answer(url, plan));
     }
-    if call == Call::Read {
-        return deliver_source(&req, &state, &url.source, &query).await;
+    match &parsed.job {
+        None => deliver_source(&req, &state, &url.source, &parsed.query).await,
+        Some(_) => derivative(&req, &state, parsed).await,
     }
-    derivative(&req, &state, &url, &plan, &query).await
+}
+
+/// A processing URL parsed, validated and compiled once. Repeated requests for one URL (the hit
+/// path) skip the grammar and go straight to the cache key.
+pub struct Parsed {
+    url: ParsedUrl,
+    plan: Plan,
+    query: QueryParams,
+    /// `None` when there is nothing to compute (plain delivery, or `debug`).
+    job: Option<ImageJob>,
+    canonical: String,
+}
+
+fn parse_request(state: &AppState, path: &str, raw_query: Option<&str>) -> Result<Arc<Parsed>> {
+    let memo_key = match raw_query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    if let Some(parsed) = state.parsed.get(&memo_key) {
+        return Ok(parsed);
+    }
+    let url = url::parse(path, raw_query)?;
+    let query = if url.query_consumed { QueryParams::default() } else { QueryParams::parse(raw_query) };
+    let plan = Plan::build(&url)?;
+    let computes = plan.processing().next().is_some() && !url.debug;
+    let job = if computes { Some(ImageJob::compile(&plan)?) } else { None };
+    let parsed = Arc::new(Parsed { canonical: plan.canonical(), url, plan, query, job });
+    if !parsed.url.debug {
+        state.parsed.insert(memo_key, parsed.clone());
+    }
+    Ok(parsed)
 }
 
 /// `/HANDLE/metadata` on the CDN host (filestack-python).
@@ -141,14 +170,9 @@ pub struct Outcome {
     timing: String,
 }
 
-async fn derivative(
-    req: &HttpRequest,
-    state: &web::Data<AppState>,
-    url: &ParsedUrl,
-    plan: &Plan,
-    query: &QueryParams,
-) -> Result<HttpResponse> {
-    let job = ImageJob::compile(plan)?;
+async fn derivative(req: &HttpRequest, state: &web::Data<AppState>, parsed: Arc<Parsed>) -> Result<HttpResponse> {
+    let (url, plan) = (&parsed.url, &parsed.plan);
+    let job = parsed.job.as_ref().expect("derivative needs a job");
     let negotiated = if job.negotiates() {
         pipeline::negotiate(req.headers().get("accept").and_then(|v| v.to_str().ok()).unwrap_or(""))
     } else {
@@ -156,14 +180,13 @@ async fn derivative(
     };
     let version = state.sources.version(&url.source).await?;
     let negotiated_tag = negotiated.map(Format::extension).unwrap_or(if job.negotiates() { "original" } else { "" });
-    let key = cache::key(&[&plan.canonical(), &version.identity, &version.version, negotiated_tag]);
+    let key = cache::key(&[&parsed.canonical, &version.identity, &version.version, negotiated_tag]);
     let outcome = if plan.cache == CachePolicy::Disabled {
-        compute(state, url, &job, negotiated, None, plan.cache).await?
+        compute(state, &parsed, negotiated, None).await?
     } else if let Some(hit) = lookup(state, key).await {
         hit
     } else {
-        let (st, u, j) = (state.clone(), url.clone(), job.clone());
-        let cache_policy = plan.cache;
+        let (st, p) = (state.clone(), parsed.clone());
         state
             .flights
             .run(key, move || async move {
@@ -172,7 +195,7 @@ async fn derivative(
                     return Ok(Outcome { cached: hit, status: "refract; hit", timing: String::new() });
                 }
                 METRICS.cache_misses.inc();
-                compute(&st, &u, &j, negotiated, Some(key), cache_policy).await
+                compute(&st, &p, negotiated, Some(key)).await
             })
             .await?
     };
@@ -197,7 +220,7 @@ async fn derivative(
         caching: caching(state, plan.cache, remaining),
         surrogate_keys: format!("{} d-{}", surrogate_source_key(&url.source), &hex::encode(key)[..16]),
         vary_accept: meta.vary_accept,
-        disposition: Some(disposition(&format!("{stem}.{}", meta.extension), query.download)),
+        disposition: Some(disposition(&format!("{stem}.{}", meta.extension), parsed.query.download)),
         cache_status: outcome.status,
         timing: outcome.timing,
     }
@@ -219,27 +242,26 @@ async fn lookup(state: &web::Data<AppState>, key: cache::Key) -> Option<Outcome>
 /// `None` (`cache=false`).
 async fn compute(
     state: &web::Data<AppState>,
-    url: &ParsedUrl,
-    job: &ImageJob,
+    parsed: &Arc<Parsed>,
     negotiated: Option<Format>,
     key: Option<cache::Key>,
-    policy: CachePolicy,
 ) -> Result<Outcome> {
     let started = Instant::now();
-    let bytes = state.sources.fetch(&url.source).await?;
+    let bytes = state.sources.fetch(&parsed.url.source).await?;
     let fetched = started.elapsed();
-    let ttl = match policy {
+    let ttl = match parsed.plan.cache {
         CachePolicy::Expiry(n) => n,
         _ => state.config.cache_ttl_secs,
     };
-    let (st, job, source) = (state.clone(), job.clone(), url.source.identity());
+    let (st, p, source) = (state.clone(), parsed.clone(), parsed.url.source.identity());
     let limits = Limits { max_pixels: state.config.max_pixels };
-    let vary_accept = job.negotiates();
+    let vary_accept = parsed.job.as_ref().is_some_and(ImageJob::negotiates);
     let (cached, transform_time) = state
         .pool
         .run(move || {
             let t = Instant::now();
-            let rendered = pipeline::run(&bytes, &job, negotiated, limits);
+            let job = p.job.as_ref().expect("compute needs a job");
+            let rendered = pipeline::run(&bytes, job, negotiated, limits);
             let elapsed = t.elapsed();
             METRICS.transform_seconds.observe(elapsed.as_secs_f64());
             METRICS.transforms.with_label_values(&[if rendered.is_ok() { "ok" } else { "error" }]).inc();

@@ -40,12 +40,16 @@ pub fn swaps_axes(o: Orientation) -> bool {
 
 /// Read the header and refuse images over the pixel limit before decoding them.
 pub fn probe(bytes: &[u8], format: Format, max_pixels: u64) -> Result<Probe> {
-    let p = match format {
-        Format::Jpeg => {
-            let h = turbojpeg::read_header(bytes).map_err(|e| corrupt(format, e))?;
+    let jpeg_header = match format {
+        Format::Jpeg => turbojpeg::read_header(bytes).ok(),
+        _ => None,
+    };
+    let p = match jpeg_header {
+        Some(h) => {
             Probe { format, width: h.width as u32, height: h.height as u32, orientation: jpeg_orientation(bytes) }
         }
-        _ => {
+        // not a JPEG, or one libjpeg-turbo refuses: the image crate is more lenient
+        None => {
             let mut decoder = reader(bytes, max_pixels)?.into_decoder().map_err(|e| corrupt(format, e))?;
             let (width, height) = decoder.dimensions();
             let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
@@ -87,9 +91,15 @@ fn reader(bytes: &[u8], max_pixels: u64) -> Result<ImageReader<Cursor<&[u8]>>> {
 /// Decode to 8-bit RGB or RGBA, upright. `shrink_to` is the smallest (displayed) size the plan
 /// needs; the decoder may return anything at least that large.
 pub fn decode(bytes: &[u8], probe: &Probe, shrink_to: Option<(u32, u32)>, max_pixels: u64) -> Result<DynamicImage> {
-    let mut img = match probe.format {
-        Format::Jpeg => decode_jpeg(bytes, probe, shrink_to, max_pixels)?,
-        _ => {
+    let turbo = match probe.format {
+        Format::Jpeg => decode_jpeg(bytes, probe, shrink_to, max_pixels).ok(),
+        _ => None,
+    };
+    // libjpeg-turbo stops on warnings (e.g. extraneous bytes before a marker) that the pure-Rust
+    // decoder tolerates, so a JPEG it refuses gets a second chance there.
+    let mut img = match turbo {
+        Some(img) => img,
+        None => {
             let decoder = reader(bytes, max_pixels)?.into_decoder().map_err(|e| corrupt(probe.format, e))?;
             DynamicImage::from_decoder(decoder).map_err(|e| corrupt(probe.format, e))?
         }
