@@ -74,6 +74,16 @@ def extra():
     pid = start(0)
     h = upload(PHOTO)
     name = os.path.basename(PHOTO)
+    # single-request latency, no load: cold miss (a derivative never made) and hit
+    def timed(url):
+        t = time.perf_counter()
+        http(url)
+        return (time.perf_counter() - t) * 1000
+    miss = statistics.median(timed(f"{BASE}/resize=width:{800 + i}/output=format:jpg/{h}") for i in range(7))
+    hit_url = f"{BASE}/resize=width:800/output=format:jpg/{h}"
+    http(hit_url)
+    hit = statistics.median(timed(hit_url) for _ in range(50))
+    print(f"latency {name} resize=w:800/output=f:jpg: cold miss {miss:.1f} ms, hit {hit:.2f} ms (median, one client)")
     # AVIF miss path
     r = wrk(f"{BASE}/cache=false/resize=width:800/output=format:avif,quality:80/{h}", 8)
     s = wrk(f"http://127.0.0.1:9101/?src={name}&w=800&fmt=avif&q=80", 8)

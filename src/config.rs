@@ -31,6 +31,8 @@ pub struct Config {
     pub cache_max_bytes: u64,
     /// In-memory hot tier in front of the disk cache.
     pub cache_memory_bytes: u64,
+    /// Memory for recently read originals (and fetched external sources).
+    pub source_memory_bytes: u64,
     /// How often expired and over-budget entries are swept.
     pub cache_sweep_secs: u64,
     /// Transform workers (0 = one per core).
@@ -64,6 +66,7 @@ impl Default for Config {
             cache_max_bytes: 10 << 30,
             cache_memory_bytes: 256 << 20,
             cache_sweep_secs: 60,
+            source_memory_bytes: 256 << 20,
             workers: 0,
             queue_len: 64,
             fetch_timeout_secs: 20,

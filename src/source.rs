@@ -58,7 +58,7 @@ impl Sources {
             aliases: config.aliases.clone(),
             fetched: moka::future::Cache::builder()
                 .weigher(|_k: &String, v: &Bytes| v.len().min(u32::MAX as usize) as u32)
-                .max_capacity(256 << 20)
+                .max_capacity(config.source_memory_bytes)
                 .time_to_live(Duration::from_secs(600))
                 .build(),
             max_bytes: config.max_source_bytes,

@@ -49,6 +49,9 @@ pub struct Upload {
 pub struct Store {
     root: PathBuf,
     meta: moka::sync::Cache<String, Arc<FileMeta>>,
+    /// Recently read originals by version: a burst of derivatives of one photo (srcset sizes,
+    /// formats) reads it from disk once.
+    bytes: moka::sync::Cache<String, Bytes>,
     /// Serialises writers: an overwrite and a delete of one handle must not interleave.
     write_lock: tokio::sync::Mutex<()>,
 }
@@ -65,10 +68,14 @@ fn now_ms() -> u64 {
 }
 
 impl Store {
-    pub fn open(data_dir: &Path) -> std::io::Result<Store> {
+    pub fn open(data_dir: &Path, memory_bytes: u64) -> std::io::Result<Store> {
         let root = data_dir.join("originals");
         fs::create_dir_all(root.join(".tmp"))?;
-        Ok(Store { root, meta: moka::sync::Cache::new(100_000), write_lock: tokio::sync::Mutex::new(()) })
+        let bytes = moka::sync::Cache::builder()
+            .weigher(|_k: &String, v: &Bytes| v.len().min(u32::MAX as usize) as u32)
+            .max_capacity(memory_bytes)
+            .build();
+        Ok(Store { root, meta: moka::sync::Cache::new(100_000), bytes, write_lock: tokio::sync::Mutex::new(()) })
     }
 
     fn dir(&self, handle: &str) -> PathBuf {
@@ -108,9 +115,16 @@ impl Store {
     }
 
     pub async fn read(&self, meta: &FileMeta) -> Result<Bytes> {
+        if let Some(b) = self.bytes.get(&meta.version) {
+            return Ok(b);
+        }
         let path = self.dir(&meta.handle).join(format!("{}.bin", meta.version));
         match tokio::fs::read(&path).await {
-            Ok(b) => Ok(Bytes::from(b)),
+            Ok(b) => {
+                let b = Bytes::from(b);
+                self.bytes.insert(meta.version.clone(), b.clone());
+                Ok(b)
+            }
             // deleted or overwritten between the metadata read and now
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.meta.invalidate(&meta.handle);
@@ -128,6 +142,7 @@ impl Store {
         // the rename makes the handle disappear at once; the removal may then take its time
         tokio::fs::rename(&dir, &trash).await?;
         self.meta.invalidate(handle);
+        self.bytes.invalidate(&meta.version);
         tokio::fs::remove_dir_all(&trash).await.ok();
         Ok(meta)
     }
