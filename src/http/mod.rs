@@ -72,7 +72,10 @@ impl AppState {
         std::fs::write(&probe, b"ok")
             .map_err(|e| format!("data dir {} is not writable: {e}", config.data_dir.display()))?;
         std::fs::remove_file(&probe).ok();
-        let store = Arc::new(Store::open(&config.data_dir, config.source_memory_bytes).map_err(|e| format!("cannot open the file store: {e}"))?);
+        let store = Arc::new(
+            Store::open(&config.data_dir, config.source_memory_bytes)
+                .map_err(|e| format!("cannot open the file store: {e}"))?,
+        );
         let cache = Arc::new(Cache::open(&config.data_dir, config.cache_max_bytes, config.cache_memory_bytes)?);
         Ok(AppState {
             public_url: config.public_url(listen),
