@@ -58,9 +58,11 @@ fn bench_resize_encode(c: &mut Criterion) {
     let decoded = decode(&bytes, &p, Some((800, 450)), MAX_PIXELS).unwrap();
     let mut g = c.benchmark_group("resize");
     g.sample_size(20);
-    g.bench_function("lanczos3_to_800", |b| b.iter(|| ops::apply(decoded.clone(), &resize_op(800)).unwrap()));
+    g.bench_function("lanczos3_to_800", |b| {
+        b.iter(|| ops::apply(decoded.clone(), &resize_op(800), MAX_PIXELS).unwrap())
+    });
     g.finish();
-    let small = ops::apply(decoded, &resize_op(800)).unwrap();
+    let small = ops::apply(decoded, &resize_op(800), MAX_PIXELS).unwrap();
     let mut g = c.benchmark_group("encode_800");
     g.sample_size(10);
     for format in [Format::Jpeg, Format::Webp, Format::Png, Format::Avif, Format::Gif] {

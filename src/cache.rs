@@ -49,7 +49,19 @@ pub struct EntryMeta {
 pub struct Cached {
     pub bytes: Bytes,
     pub meta: EntryMeta,
+    /// Last time a memory hit was written back to the index (for the disk tier's LRU).
+    touched: AtomicU64,
 }
+
+impl Cached {
+    pub fn new(bytes: Bytes, meta: EntryMeta) -> Cached {
+        let touched = AtomicU64::new(meta.last_access);
+        Cached { bytes, meta, touched }
+    }
+}
+
+/// Memory hits refresh the disk index's access time at most this often.
+const TOUCH_EVERY_SECS: u64 = 600;
 
 pub struct Cache {
     entries: sled::Tree,
@@ -90,9 +102,16 @@ impl Cache {
     /// The hot tier only: no I/O, safe on the async executor.
     pub fn get_hot(&self, key: &Key) -> Option<Arc<Cached>> {
         let hit = self.hot.get(key)?;
-        if hit.meta.expires <= now() {
+        let now = now();
+        if hit.meta.expires <= now {
             self.hot.invalidate(key);
             return None;
+        }
+        // popular entries live in memory; tell the disk tier they are in use so that
+        // size-based eviction does not pick them first
+        if now.saturating_sub(hit.touched.load(Ordering::Relaxed)) > TOUCH_EVERY_SECS {
+            hit.touched.store(now, Ordering::Relaxed);
+            self.touch(key, now);
         }
         Some(hit)
     }
@@ -123,16 +142,17 @@ impl Cache {
         }
         meta.last_access = now();
         if let Ok(v) = serde_json::to_vec(&meta) {
-            self.entries.insert(key, v).ok();
+            // only if nobody replaced the entry meanwhile
+            self.entries.compare_and_swap(key, Some(&raw), Some(v)).ok();
         }
-        let cached = Arc::new(Cached { bytes, meta });
+        let cached = Arc::new(Cached::new(bytes, meta));
         self.hot.insert(*key, cached.clone());
         Some(cached)
     }
 
     /// Store a derivative: bytes first (temp + rename), then the index entry that makes it visible.
     pub fn put(&self, key: &Key, bytes: Bytes, meta: EntryMeta) -> Arc<Cached> {
-        let cached = Arc::new(Cached { bytes, meta });
+        let cached = Arc::new(Cached::new(bytes, meta));
         self.hot.insert(*key, cached.clone());
         if let Err(e) = self.write_disk(key, &cached) {
             tracing::warn!(error = %e, "cache write failed; entry kept in memory only");
@@ -152,8 +172,8 @@ impl Cache {
         std::fs::rename(&tmp, &path)?;
         let old = self.entries.insert(key, serde_json::to_vec(&cached.meta)?).map_err(std::io::Error::other)?;
         let old_len = old.as_deref().and_then(decode_meta).map(|m| m.length).unwrap_or(0);
-        self.by_source.insert(source_key(&cached.meta.source, key), &[]).map_err(std::io::Error::other)?;
         self.account(cached.meta.length, old_len);
+        self.by_source.insert(source_key(&cached.meta.source, key), &[]).map_err(std::io::Error::other)?;
         Ok(())
     }
 
@@ -163,12 +183,25 @@ impl Cache {
         METRICS.cache_disk_bytes.set(((prev + add).saturating_sub(sub)) as i64);
     }
 
-    fn remove(&self, key: &Key, meta: &EntryMeta) {
-        self.hot.invalidate(key);
-        if let Ok(Some(_)) = self.entries.remove(key) {
-            self.account(0, meta.length);
+    fn touch(&self, key: &Key, now: u64) {
+        let Ok(Some(raw)) = self.entries.get(key) else { return };
+        let Some(mut meta) = decode_meta(&raw) else { return };
+        meta.last_access = now;
+        if let Ok(v) = serde_json::to_vec(&meta) {
+            self.entries.compare_and_swap(key, Some(&raw), Some(v)).ok();
         }
-        self.by_source.remove(source_key(&meta.source, key)).ok();
+    }
+
+    /// Remove whatever entry `key` holds now; the accounting uses the removed entry itself, not
+    /// a possibly stale copy the caller saw.
+    fn remove(&self, key: &Key, seen: &EntryMeta) {
+        self.hot.invalidate(key);
+        let removed = self.entries.remove(key).ok().flatten().and_then(|v| decode_meta(&v));
+        if let Some(meta) = &removed {
+            self.account(0, meta.length);
+            self.by_source.remove(source_key(&meta.source, key)).ok();
+        }
+        self.by_source.remove(source_key(&seen.source, key)).ok();
         std::fs::remove_file(self.blob_path(key)).ok();
     }
 

@@ -14,6 +14,8 @@ pub enum Error {
     Forbidden(String),
     /// Unknown handle, alias or route.
     NotFound(String),
+    /// A processing URL asked with a method other than GET, HEAD or POST.
+    MethodNotAllowed,
     /// Request body over the configured limit.
     PayloadTooLarge(String),
     /// The bytes are not something we can decode, or exceed the pixel limit.
@@ -52,6 +54,7 @@ impl Error {
             Error::BadRequest { .. } => 400,
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
+            Error::MethodNotAllowed => 405,
             Error::PayloadTooLarge(_) => 413,
             Error::UnsupportedMedia(_) => 415,
             Error::Unprocessable(_) => 422,
@@ -91,6 +94,7 @@ impl fmt::Display for Error {
             | Error::BadGateway(m)
             | Error::Internal(m) => f.write_str(m),
             Error::Overloaded => f.write_str("server busy: transform queue is full, retry shortly"),
+            Error::MethodNotAllowed => f.write_str("method not allowed: processing URLs take GET, HEAD or POST"),
         }
     }
 }

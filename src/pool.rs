@@ -71,14 +71,30 @@ impl<K: Eq + Hash + Clone, T: Clone> Default for Flights<K, T> {
 }
 
 impl<K: Eq + Hash + Clone, T: Clone> Flights<K, T> {
-    /// If the caller that runs `work` goes away, the next waiter takes over with its own `work`.
+    /// If the caller that runs `work` goes away, a caller still waiting takes over with its own
+    /// `work`; the entry leaves the map when its caller finishes or gives up, so abandoned
+    /// flights do not accumulate.
     pub async fn run<F: Future<Output = Result<T>>>(&self, key: K, work: impl FnOnce() -> F) -> Result<T> {
         let cell = self.inflight.lock().expect("flights lock").entry(key.clone()).or_default().clone();
-        let result = cell.get_or_init(work).await.clone();
-        let mut map = self.inflight.lock().expect("flights lock");
-        if map.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-            map.remove(&key);
+        let _leave = Leave { flights: self, key: &key, cell: &cell };
+        cell.get_or_init(work).await.clone()
+    }
+}
+
+/// Removes a flight's map entry when the caller that created or joined it is done.
+struct Leave<'a, K: Eq + Hash, T> {
+    flights: &'a Flights<K, T>,
+    key: &'a K,
+    cell: &'a Arc<OnceCell<Result<T>>>,
+}
+
+impl<K: Eq + Hash, T> Drop for Leave<'_, K, T> {
+    fn drop(&mut self) {
+        let mut map = self.flights.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        // once the computation is done, or when no other caller holds the cell (map + ours)
+        let finished = self.cell.initialized() || Arc::strong_count(self.cell) <= 2;
+        if finished && map.get(self.key).is_some_and(|c| Arc::ptr_eq(c, self.cell)) {
+            map.remove(self.key);
         }
-        result
     }
 }

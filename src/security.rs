@@ -14,7 +14,6 @@ pub enum Call {
     Convert,
     Stat,
     Store,
-    Pick,
     Write,
     Remove,
 }
@@ -26,7 +25,6 @@ impl Call {
             Call::Convert => &["convert"],
             Call::Stat => &["stat"],
             Call::Store => &["store"],
-            Call::Pick => &["pick", "store"],
             Call::Write => &["write", "writeUrl", "write_url"],
             Call::Remove => &["remove"],
         }
@@ -55,7 +53,19 @@ enum CallList {
 pub struct Access<'a> {
     pub call: Call,
     pub handles: Vec<&'a str>,
-    pub url: Option<&'a str>,
+    pub urls: Vec<&'a str>,
+    /// The request reads a storage alias (never allowed by a handle-bound policy).
+    pub alias: bool,
+}
+
+impl<'a> Access<'a> {
+    pub fn new(call: Call) -> Access<'a> {
+        Access { call, handles: Vec::new(), urls: Vec::new(), alias: false }
+    }
+
+    pub fn handle(call: Call, handle: &'a str) -> Access<'a> {
+        Access { call, handles: vec![handle], urls: Vec::new(), alias: false }
+    }
 }
 
 pub struct Security {
@@ -72,11 +82,15 @@ impl Security {
         self.secret.is_some()
     }
 
-    pub fn check_apikey(&self, key: Option<&str>) -> Result<()> {
+    /// With `api_keys` configured, a given key must be one of them, and a key is required where
+    /// Filestack requires one (external sources, aliases, uploads); handles may go without.
+    pub fn check_apikey(&self, key: Option<&str>, required: bool) -> Result<()> {
+        if self.api_keys.is_empty() {
+            return Ok(());
+        }
         match key {
-            Some(k) if !self.api_keys.is_empty() && !self.api_keys.iter().any(|a| a == k) => {
-                Err(Error::Forbidden(format!("unknown API key `{k}`")))
-            }
+            Some(k) if !self.api_keys.iter().any(|a| a == k) => Err(Error::Forbidden(format!("unknown API key `{k}`"))),
+            None if required => Err(Error::Forbidden("this request needs an API key".into())),
             _ => Ok(()),
         }
     }
@@ -109,14 +123,15 @@ impl Security {
             }
         }
         if let Some(h) = &policy.handle {
-            if access.handles.iter().any(|x| x != h) {
+            // a handle-bound policy allows that handle and nothing else: no URL, no alias
+            if access.handles.iter().any(|x| x != h) || !access.urls.is_empty() || access.alias {
                 return Err(Error::Forbidden(format!("policy is limited to handle `{h}`")));
             }
         }
-        if let (Some(pattern), Some(url)) = (&policy.url, access.url) {
-            let re = regex::Regex::new(&format!("^(?:{pattern})"))
+        if let Some(pattern) = &policy.url {
+            let re = regex::Regex::new(&format!("^(?:{pattern})$"))
                 .map_err(|_| Error::Forbidden("policy url is not a valid regex".into()))?;
-            if !re.is_match(url) {
+            if access.urls.iter().any(|u| !re.is_match(u)) {
                 return Err(Error::Forbidden("policy does not allow this source URL".into()));
             }
         }
@@ -135,7 +150,7 @@ mod tests {
     #[test]
     fn reference_signatures_verify() {
         let s = Security::new(Some("refract-test-secret"), &[]);
-        let read = Access { call: Call::Read, handles: vec![], url: None };
+        let read = Access::new(Call::Read);
         // worked examples from the URL API reference (JS standard base64, Python URL-safe)
         let js = creds(
             "eyJleHBpcnkiOjE4OTM0NTYwMDAsImNhbGwiOlsicmVhZCIsImNvbnZlcnQiXX0=",
@@ -147,7 +162,7 @@ mod tests {
             "e567475ec1440bc3c121b5358c8993d77c4bab1af13932a8e246b87a4d0ea32d",
         );
         s.authorize(Some(&py), &read).unwrap();
-        let remove = Access { call: Call::Remove, handles: vec![], url: None };
+        let remove = Access::new(Call::Remove);
         assert!(s.authorize(Some(&py), &remove).is_err());
         let bad = creds("eyJjYWxsIjogWyJyZWFkIiwgImNvbnZlcnQiXSwgImV4cGlyeSI6IDE4OTM0NTYwMDB9", "00");
         assert!(s.authorize(Some(&bad), &read).is_err());

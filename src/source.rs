@@ -31,7 +31,11 @@ pub struct Sources {
     fetched: moka::future::Cache<String, Bytes>,
     max_bytes: u64,
     allow_private: bool,
+    /// External downloads in progress; more are refused (503) rather than buffered.
+    fetch_slots: tokio::sync::Semaphore,
 }
+
+const MAX_CONCURRENT_FETCHES: usize = 32;
 
 impl Sources {
     pub fn new(config: &Config, store: Arc<Store>) -> Sources {
@@ -50,6 +54,8 @@ impl Sources {
                 }
             }))
             .user_agent(concat!("refract/", env!("CARGO_PKG_VERSION")))
+            // a proxy would resolve target names itself, past the guarded resolver
+            .no_proxy()
             .build()
             .expect("http client");
         Sources {
@@ -63,6 +69,7 @@ impl Sources {
                 .build(),
             max_bytes: config.max_source_bytes,
             allow_private,
+            fetch_slots: tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES),
         }
     }
 
@@ -121,15 +128,24 @@ impl Sources {
         }
     }
 
+    /// The file behind `src://alias/path`, which must stay inside the alias's directory even
+    /// through symlinks.
     fn alias_path(&self, spec: &SourceSpec) -> Result<PathBuf> {
         let SourceSpec::Alias { alias, path } = spec else { unreachable!("alias_path on a non-alias") };
         let root =
             self.aliases.get(alias).ok_or_else(|| Error::NotFound(format!("unknown storage alias `{alias}`")))?;
-        Ok(root.join(path))
+        let missing = || Error::NotFound(format!("no file at {}", spec.identity()));
+        let root = root.canonicalize().map_err(|_| missing())?;
+        let full = root.join(path).canonicalize().map_err(|_| missing())?;
+        if !full.starts_with(&root) {
+            return Err(Error::Forbidden(format!("{} points outside its storage alias", spec.identity())));
+        }
+        Ok(full)
     }
 
     async fn fetch_url(&self, url: String) -> Result<Bytes> {
         METRICS.source_fetches.with_label_values(&["url"]).inc();
+        let _slot = self.fetch_slots.try_acquire().map_err(|_| Error::Overloaded)?;
         let parsed = reqwest::Url::parse(&url).map_err(|e| Error::bad(format!("invalid source URL: {e}")))?;
         check_literal_host(&parsed, self.allow_private)?;
         let resp = self.http.get(parsed).send().await.map_err(|e| fetch_error(&url, e))?;
@@ -167,7 +183,7 @@ fn fetch_error(url: &str, e: reqwest::Error) -> Error {
         msg = format!("{msg}: {s}");
         src = s.source();
     }
-    if msg.contains("private addresses") {
+    if msg.contains("private address") {
         return Error::Forbidden(format!("source URL {url} refused: {msg}"));
     }
     Error::BadGateway(format!("fetching {url} failed: {msg}"))
@@ -180,6 +196,7 @@ pub fn is_public(ip: IpAddr) -> bool {
         IpAddr::V4(v4) => {
             let o = v4.octets();
             !(v4.is_private()
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
                 || v4.is_loopback()
                 || v4.is_link_local()
                 || v4.is_unspecified()
@@ -192,15 +209,26 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || o[0] >= 240)
         }
         IpAddr::V6(v6) => {
+            let s = v6.segments();
+            // IPv4 carried inside IPv6: mapped, compatible, NAT64 (64:ff9b::/96), 6to4 (2002::/16)
+            let embedded = |hi: u16, lo: u16| {
+                IpAddr::V4(std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8))
+            };
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let s = v6.segments();
+            if s[..6] == [0; 6] || (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4]) {
+                return is_public(embedded(s[6], s[7]));
+            }
+            if s[0] == 0x2002 {
+                return is_public(embedded(s[1], s[2]));
+            }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
                 || s[0] == 0x2001 && s[1] == 0x0db8)
         }
     }

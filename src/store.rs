@@ -70,6 +70,8 @@ fn now_ms() -> u64 {
 impl Store {
     pub fn open(data_dir: &Path, memory_bytes: u64) -> std::io::Result<Store> {
         let root = data_dir.join("originals");
+        // temporary files and deleted handles left by a crash
+        fs::remove_dir_all(root.join(".tmp")).ok();
         fs::create_dir_all(root.join(".tmp"))?;
         let bytes = moka::sync::Cache::builder()
             .weigher(|_k: &String, v: &Bytes| v.len().min(u32::MAX as usize) as u32)
@@ -79,13 +81,23 @@ impl Store {
     }
 
     fn dir(&self, handle: &str) -> PathBuf {
-        self.root.join(&handle[..2.min(handle.len())]).join(handle)
+        self.root.join(handle.get(..2).unwrap_or("__")).join(handle)
+    }
+
+    /// Only well-formed handles reach the file system (no `..`, no separators).
+    fn check(handle: &str) -> Result<()> {
+        if crate::url::is_valid_handle(handle) {
+            Ok(())
+        } else {
+            Err(Error::bad(format!("`{handle}` is not a handle (letters, digits, _ and -)")))
+        }
     }
 
     /// Store new bytes under `handle` (a new one when `None`).
     pub async fn put(&self, handle: Option<String>, bytes: Bytes, upload: Upload) -> Result<FileMeta> {
         let _guard = self.write_lock.lock().await;
         let handle = handle.unwrap_or_else(new_handle);
+        Self::check(&handle)?;
         let dir = self.dir(&handle);
         let tmp = self.root.join(".tmp");
         let meta = tokio::task::spawn_blocking(move || write_original(&dir, &tmp, &handle, &bytes, upload))
@@ -96,6 +108,7 @@ impl Store {
     }
 
     pub async fn meta(&self, handle: &str) -> Result<Arc<FileMeta>> {
+        Self::check(handle)?;
         if let Some(m) = self.meta.get(handle) {
             return Ok(m);
         }
@@ -109,9 +122,8 @@ impl Store {
         };
         let meta: FileMeta =
             serde_json::from_slice(&text).map_err(|e| Error::internal(format!("metadata of {handle}: {e}")))?;
-        let meta = Arc::new(meta);
-        self.meta.insert(handle.to_string(), meta.clone());
-        Ok(meta)
+        // a writer may have stored newer metadata while we read the file: keep theirs
+        Ok(self.meta.entry(handle.to_string()).or_insert(Arc::new(meta)).into_value())
     }
 
     pub async fn read(&self, meta: &FileMeta) -> Result<Bytes> {
@@ -125,10 +137,15 @@ impl Store {
                 self.bytes.insert(meta.version.clone(), b.clone());
                 Ok(b)
             }
-            // deleted or overwritten between the metadata read and now
+            // overwritten (or deleted) between the metadata read and now: read the current one
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.meta.invalidate(&meta.handle);
-                Err(Error::NotFound(format!("no file with handle `{}`", meta.handle)))
+                let current = self.meta(&meta.handle).await?;
+                if current.version == meta.version {
+                    return Err(Error::NotFound(format!("no file with handle `{}`", meta.handle)));
+                }
+                let path = self.dir(&current.handle).join(format!("{}.bin", current.version));
+                Ok(Bytes::from(tokio::fs::read(&path).await?))
             }
             Err(e) => Err(e.into()),
         }
@@ -151,7 +168,13 @@ impl Store {
 fn write_original(dir: &Path, tmp: &Path, handle: &str, bytes: &[u8], upload: Upload) -> Result<FileMeta> {
     let version = blake3::hash(bytes).to_hex().to_string();
     let previous: Option<FileMeta> = fs::read(dir.join("meta.json")).ok().and_then(|t| serde_json::from_slice(&t).ok());
-    fs::create_dir_all(dir)?;
+    if !dir.exists() {
+        fs::create_dir_all(dir)?;
+        // make the new directory entries themselves durable
+        for d in [dir.parent(), dir.parent().and_then(Path::parent)].into_iter().flatten() {
+            fs::File::open(d)?.sync_all()?;
+        }
+    }
     let data_path = dir.join(format!("{version}.bin"));
     write_atomic(tmp, &data_path, bytes)?;
     let filename =

@@ -140,8 +140,8 @@ async fn write(req: &HttpRequest, state: &AppState, payload: web::Payload, handl
 /// `POST /api/store/{storage}`
 pub async fn store(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse> {
     let query = QueryParams::parse(req.uri().query());
-    state.security.check_apikey(query.get("key").as_deref())?;
-    state.security.authorize(query.security().as_ref(), &Access { call: Call::Store, handles: vec![], url: None })?;
+    state.security.check_apikey(query.get("key").as_deref(), true)?;
+    state.security.authorize(query.security().as_ref(), &Access::new(Call::Store))?;
     let meta = write(&req, &state, payload, None).await?;
     Ok(super::respond::json(store_answer(&state, &meta, query.get("key").as_deref())))
 }
@@ -154,12 +154,10 @@ pub async fn overwrite(
     handle: web::Path<String>,
 ) -> Result<HttpResponse> {
     let query = QueryParams::parse(req.uri().query());
-    state
-        .security
-        .authorize(query.security().as_ref(), &Access { call: Call::Write, handles: vec![&handle], url: None })?;
+    state.security.authorize(query.security().as_ref(), &Access::handle(Call::Write, &handle))?;
     state.store.meta(&handle).await?;
     let meta = write(&req, &state, payload, Some(handle.to_string())).await?;
-    let purged = state.cache.purge_source(&handle);
+    let purged = purge(&state, &handle).await;
     tracing::info!(handle = %handle, purged, "overwrote file");
     Ok(super::respond::json(store_answer(&state, &meta, query.get("key").as_deref())))
 }
@@ -167,11 +165,9 @@ pub async fn overwrite(
 /// `DELETE /api/file/{handle}`
 pub async fn delete(req: HttpRequest, state: web::Data<AppState>, handle: web::Path<String>) -> Result<HttpResponse> {
     let query = QueryParams::parse(req.uri().query());
-    state
-        .security
-        .authorize(query.security().as_ref(), &Access { call: Call::Remove, handles: vec![&handle], url: None })?;
+    state.security.authorize(query.security().as_ref(), &Access::handle(Call::Remove, &handle))?;
     state.store.delete(&handle).await?;
-    let purged = state.cache.purge_source(&handle);
+    let purged = purge(&state, &handle).await;
     tracing::info!(handle = %handle, purged, "deleted file");
     Ok(super::respond::json(
         serde_json::json!({ "handle": handle.as_str(), "deleted": true, "derivatives_purged": purged }),
@@ -181,9 +177,7 @@ pub async fn delete(req: HttpRequest, state: web::Data<AppState>, handle: web::P
 /// `GET|HEAD /api/file/{handle}`
 pub async fn read(req: HttpRequest, state: web::Data<AppState>, handle: web::Path<String>) -> Result<HttpResponse> {
     let query = QueryParams::parse(req.uri().query());
-    state
-        .security
-        .authorize(query.security().as_ref(), &Access { call: Call::Read, handles: vec![&handle], url: None })?;
+    state.security.authorize(query.security().as_ref(), &Access::handle(Call::Read, &handle))?;
     deliver_source(&req, &state, &SourceSpec::handle(handle.to_string()), &query).await
 }
 
@@ -199,9 +193,7 @@ pub async fn metadata_route(
 /// The asked fields (`?size=true&width=true…`), or the usual set when none are asked.
 pub async fn metadata(req: &HttpRequest, state: &AppState, handle: &str) -> Result<HttpResponse> {
     let query = QueryParams::parse(req.uri().query());
-    state
-        .security
-        .authorize(query.security().as_ref(), &Access { call: Call::Stat, handles: vec![handle], url: None })?;
+    state.security.authorize(query.security().as_ref(), &Access::handle(Call::Stat, handle))?;
     let meta = state.store.meta(handle).await?;
     let all = serde_json::json!({
         "handle": meta.handle,
@@ -231,4 +223,10 @@ pub async fn metadata(req: &HttpRequest, state: &AppState, handle: &str) -> Resu
         }
     }
     Ok(super::respond::json(serde_json::Value::Object(out)))
+}
+
+/// Drop every derivative of a handle (a sled scan and file removals: off the async threads).
+async fn purge(state: &web::Data<AppState>, handle: &str) -> usize {
+    let (st, h) = (state.clone(), handle.to_string());
+    tokio::task::spawn_blocking(move || st.cache.purge_source(&h)).await.unwrap_or(0)
 }

@@ -124,6 +124,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // The API sits under one static prefix so that processing URLs, the hot path, are told apart
     // from it without running the router's pattern matching.
     cfg.route("/healthz", web::get().to(healthz))
+        .route("/healthz", web::head().to(healthz))
         .route("/metrics", web::get().to(metrics))
         .service(
             web::scope("/api")
@@ -139,7 +140,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .default_service(web::to(not_found)),
         )
-        .default_service(web::route().to(transform::handle));
+        .default_service(web::to(transform::handle));
 }
 
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);

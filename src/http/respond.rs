@@ -183,8 +183,9 @@ impl ResponseError for Error {
         }
         let mut b = HttpResponse::build(self.status_code());
         b.insert_header((header::CONTENT_TYPE, "application/json"));
-        if status >= 500 {
-            b.insert_header((header::CACHE_CONTROL, "no-store"));
+        if status >= 500 || status == 401 || status == 403 {
+            // a refusal depends on the credentials, which an edge does not key on
+            b.insert_header((header::CACHE_CONTROL, if status >= 500 { "no-store" } else { "private, no-store" }));
         } else {
             b.insert_header((
                 header::CACHE_CONTROL,

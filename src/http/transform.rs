@@ -4,24 +4,30 @@
 use super::respond::{json, unix, Caching, Delivery};
 use super::{files, AppState, QueryParams};
 use crate::cache::{self, Cached, EntryMeta};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::metrics::METRICS;
 use crate::pipeline::{self, job::ImageJob, Format, Limits};
 use crate::plan::{CachePolicy, Plan};
 use crate::security::{Access, Call};
 use crate::url::{self, ParsedUrl, SourceSpec};
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::sync::Arc;
 use std::time::Instant;
 
 pub async fn handle(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
+    // GET and HEAD read; POST is what filestack-python sends for `store` on a processing URL
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::POST) {
+        return Err(Error::MethodNotAllowed);
+    }
     let path = req.uri().path();
     if let Some(handle) = metadata_route(path) {
         return files::metadata(&req, &state, handle).await;
     }
     let parsed = parse_request(&state, path, req.uri().query())?;
     let (url, plan) = (&parsed.url, &parsed.plan);
-    state.security.check_apikey(url.apikey.as_deref())?;
+    let needs_key = !matches!(url.source, SourceSpec::Handle { .. });
+    state.security.check_apikey(url.apikey.as_deref(), needs_key)?;
     let creds = url.security.clone().or_else(|| parsed.query.security());
     let call = if parsed.job.is_some() { Call::Convert } else { Call::Read };
     state.security.authorize(creds.as_ref(), &access(call, &url.source))?;
@@ -53,13 +59,15 @@ fn parse_request(state: &AppState, path: &str, raw_query: Option<&str>) -> Resul
     if let Some(parsed) = state.parsed.get(&memo_key) {
         return Ok(parsed);
     }
+    // long URLs are rare and would crowd the memo out
+    let memoize = memo_key.len() <= 1024;
     let url = url::parse(path, raw_query)?;
     let query = if url.query_consumed { QueryParams::default() } else { QueryParams::parse(raw_query) };
     let plan = Plan::build(&url)?;
     let computes = plan.processing().next().is_some() && !url.debug;
     let job = if computes { Some(ImageJob::compile(&plan)?) } else { None };
     let parsed = Arc::new(Parsed { canonical: plan.canonical(), url, plan, query, job });
-    if !parsed.url.debug {
+    if memoize && !parsed.url.debug {
         state.parsed.insert(memo_key, parsed.clone());
     }
     Ok(parsed)
@@ -72,18 +80,17 @@ fn metadata_route(path: &str) -> Option<&str> {
 }
 
 fn access(call: Call, source: &SourceSpec) -> Access<'_> {
-    let mut handles = Vec::new();
-    let mut url = None;
+    let mut access = Access::new(call);
     let mut visit = vec![source];
     while let Some(s) = visit.pop() {
         match s {
-            SourceSpec::Handle { handle } => handles.push(handle.as_str()),
-            SourceSpec::Url { url: u } => url = Some(u.as_str()),
+            SourceSpec::Handle { handle } => access.handles.push(handle.as_str()),
+            SourceSpec::Url { url } => access.urls.push(url.as_str()),
             SourceSpec::List { items } => visit.extend(items),
-            SourceSpec::Alias { .. } => {}
+            SourceSpec::Alias { .. } => access.alias = true,
         }
     }
-    Access { call, handles, url }
+    access
 }
 
 fn debug_answer(url: &ParsedUrl, plan: &Plan) -> HttpResponse {
@@ -99,18 +106,28 @@ fn debug_answer(url: &ParsedUrl, plan: &Plan) -> HttpResponse {
 }
 
 fn caching(state: &AppState, policy: CachePolicy, remaining: u64) -> Caching {
-    if state.security.enabled() {
-        Caching::Revalidate
-    } else if policy == CachePolicy::Disabled {
+    if policy == CachePolicy::Disabled {
         Caching::NoStore
+    } else if state.security.enabled() {
+        Caching::Revalidate
     } else {
         Caching::Public(remaining)
     }
 }
 
+/// `inline` or `attachment`, with an ASCII `filename` and, for other names, RFC 8187's
+/// `filename*` (a header value must be ASCII).
 fn disposition(filename: &str, download: bool) -> String {
-    let safe: String = filename.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\').collect();
-    format!("{}; filename=\"{safe}\"", if download { "attachment" } else { "inline" })
+    let kind = if download { "attachment" } else { "inline" };
+    let ascii: String = filename
+        .chars()
+        .map(|c| if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' { c } else { '_' })
+        .collect();
+    if ascii == filename {
+        return format!("{kind}; filename=\"{ascii}\"");
+    }
+    let encoded = percent_encoding::utf8_percent_encode(filename, percent_encoding::NON_ALPHANUMERIC);
+    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
 /// The source's bytes as they are (no tasks).
@@ -180,7 +197,12 @@ async fn derivative(req: &HttpRequest, state: &web::Data<AppState>, parsed: Arc<
     };
     let version = state.sources.version(&url.source).await?;
     let negotiated_tag = negotiated.map(Format::extension).unwrap_or(if job.negotiates() { "original" } else { "" });
-    let key = cache::key(&[&parsed.canonical, &version.identity, &version.version, negotiated_tag]);
+    // `cache=expiry:N` gives its URL an entry of its own, with that lifetime
+    let expiry = match plan.cache {
+        CachePolicy::Expiry(n) => n.to_string(),
+        _ => String::new(),
+    };
+    let key = cache::key(&[&parsed.canonical, &version.identity, &version.version, negotiated_tag, &expiry]);
     let outcome = if plan.cache == CachePolicy::Disabled {
         compute(state, &parsed, negotiated, None).await?
     } else if let Some(hit) = lookup(state, key).await {
@@ -191,8 +213,8 @@ async fn derivative(req: &HttpRequest, state: &web::Data<AppState>, parsed: Arc<
             .flights
             .run(key, move || async move {
                 // another flight may have finished between our lookup and now
-                if let Some(hit) = st.cache.get_hot(&key) {
-                    return Ok(Outcome { cached: hit, status: "refract; hit", timing: String::new() });
+                if let Some(hit) = lookup(&st, key).await {
+                    return Ok(hit);
                 }
                 METRICS.cache_misses.inc();
                 compute(&st, &p, negotiated, Some(key)).await
@@ -207,11 +229,7 @@ async fn derivative(req: &HttpRequest, state: &web::Data<AppState>, parsed: Arc<
         other => other.identity(),
     };
     let stem = stem.rsplit('/').next().unwrap_or("file").split(['.', '?']).next().unwrap_or("file").to_string();
-    // the cache task is not part of the key, so an explicit expiry sets this answer's lifetime
-    let remaining = match plan.cache {
-        CachePolicy::Expiry(n) => n,
-        _ => meta.expires.saturating_sub(cache::now()),
-    };
+    let remaining = meta.expires.saturating_sub(cache::now());
     Ok(Delivery {
         bytes: outcome.cached.bytes.clone(),
         content_type: meta.content_type.clone(),
@@ -281,7 +299,7 @@ async fn compute(
             let bytes = bytes::Bytes::from(rendered.bytes);
             let cached = match key {
                 Some(k) => st.cache.put(&k, bytes, meta),
-                None => Arc::new(Cached { bytes, meta }),
+                None => Arc::new(Cached::new(bytes, meta)),
             };
             Ok((cached, elapsed))
         })

@@ -51,10 +51,6 @@ impl Format {
         self != Format::Avif
     }
 
-    pub fn has_alpha_channel(self) -> bool {
-        !matches!(self, Format::Jpeg)
-    }
-
     /// From an `output=format:` word.
     pub fn from_output_word(word: &str) -> Result<Option<Format>> {
         Ok(Some(match word {

@@ -106,8 +106,8 @@ impl ImageJob {
         };
         let op = match task.name() {
             "resize" => Op::Resize {
-                width: num("width").map(dimension).transpose()?,
-                height: num("height").map(dimension).transpose()?,
+                width: num("width").map(|v| dimension("width", v)).transpose()?,
+                height: num("height").map(|v| dimension("height", v)).transpose()?,
                 fit: match task.get("fit").and_then(Param::as_str) {
                     Some("crop") => Fit::Crop,
                     Some("scale") => Fit::Scale,
@@ -216,10 +216,10 @@ impl ImageJob {
     }
 }
 
-fn dimension(v: f64) -> Result<u32> {
+fn dimension(option: &str, v: f64) -> Result<u32> {
     let px = v.round();
     if px < 1.0 {
-        return Err(Error::bad_option("resize", "width", "width and height must be at least 1 pixel"));
+        return Err(Error::bad_option("resize", option, format!("{option} must be at least 1 pixel")));
     }
     Ok(px as u32)
 }

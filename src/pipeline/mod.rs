@@ -27,9 +27,16 @@ pub struct Limits {
 
 /// The format `Accept` asks for, best first: AVIF, then WebP; `None` keeps the source's.
 pub fn negotiate(accept: &str) -> Option<Format> {
-    if accept.contains("image/avif") {
+    let accepts = |mime: &str| {
+        accept.split(',').any(|part| {
+            let mut fields = part.split(';').map(str::trim);
+            let refused = |f: &str| f.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()) == Some(0.0);
+            fields.next() == Some(mime) && !fields.any(refused)
+        })
+    };
+    if accepts("image/avif") {
         Some(Format::Avif)
-    } else if accept.contains("image/webp") {
+    } else if accepts("image/webp") {
         Some(Format::Webp)
     } else {
         None
@@ -49,9 +56,20 @@ pub fn run(bytes: &[u8], job: &ImageJob, negotiated: Option<Format>, limits: Lim
     let shrink_to = shrink_target(job, probe.oriented());
     let mut img = decode::decode(bytes, &probe, shrink_to, limits.max_pixels)?;
     for op in &job.ops {
-        img = ops::apply(img, op)?;
+        img = ops::apply(img, op, limits.max_pixels)?;
     }
-    let out = output_format(job, input, negotiated);
+    let mut out = output_format(job, input, negotiated);
+    if out == Format::Webp && (img.width() > 16_383 || img.height() > 16_383) {
+        // WebP cannot hold more than 16383 px a side
+        if job.output.format == Some(Format::Webp) {
+            return Err(crate::error::Error::Unprocessable(format!(
+                "WebP is limited to 16383 px a side; the result is {}x{}",
+                img.width(),
+                img.height()
+            )));
+        }
+        out = output_format(job, input, None);
+    }
     let encoded = encode::encode(&img, out, &job.output)?;
     Ok(Rendered { bytes: encoded, content_type: out.mime(), extension: out.extension() })
 }

@@ -6,15 +6,23 @@ use crate::plan::Rgba;
 use fast_image_resize as fir;
 use image::{imageops, DynamicImage, GenericImageView, Rgba as Px, RgbaImage};
 
-pub fn apply(img: DynamicImage, op: &Op) -> Result<DynamicImage> {
+/// Apply one operation. `max_pixels` bounds what an operation may produce, not only what is
+/// decoded: a 1×5000 input resized to `w:10000` would otherwise ask for 50 gigapixels.
+pub fn apply(img: DynamicImage, op: &Op, max_pixels: u64) -> Result<DynamicImage> {
     Ok(match *op {
         Op::Resize { width, height, fit, align } => {
             let (w, h) = img.dimensions();
             let geo = resize_geometry(w, h, width, height, fit, align);
+            check_output(geo.dst.0 as u64, geo.dst.1 as u64, max_pixels)?;
             resize(&img, geo)?
         }
         Op::Crop { x, y, width, height } => crop(img, x, y, width, height)?,
-        Op::Rotate { degrees, background } => rotate(img, degrees, background),
+        Op::Rotate { degrees, background } => {
+            let (w, h) = img.dimensions();
+            let diagonal = ((w as f64).hypot(h as f64)).ceil() as u64;
+            check_output(diagonal, diagonal, max_pixels)?;
+            rotate(img, degrees, background)
+        }
         Op::Flip => img.flipv(),
         Op::Flop => img.fliph(),
         Op::Monochrome => map_rgb(img, |[r, g, b]| {
@@ -33,8 +41,22 @@ pub fn apply(img: DynamicImage, op: &Op) -> Result<DynamicImage> {
         Op::Pixelate { block } => pixelate(img, block)?,
         Op::Modulate { brightness, saturation, hue } => modulate(img, brightness, saturation, hue),
         Op::Circle { background } => circle(img, background),
-        Op::Border { width, color, background } => border(img, width, color, background),
+        Op::Border { width, color, background } => {
+            let (w, h) = img.dimensions();
+            check_output(w as u64 + 2 * width as u64, h as u64 + 2 * width as u64, max_pixels)?;
+            border(img, width, color, background)
+        }
     })
+}
+
+/// Refuse results over the pixel limit (or over 65535 on a side) before allocating them.
+fn check_output(w: u64, h: u64, max_pixels: u64) -> Result<()> {
+    if w > 65_535 || h > 65_535 || w * h > max_pixels {
+        return Err(Error::Unprocessable(format!(
+            "the result would be {w}x{h} pixels, over the limit of {max_pixels} pixels (65535 a side)"
+        )));
+    }
+    Ok(())
 }
 
 /// Where a resize reads from (a crop of the source) and what size it writes.

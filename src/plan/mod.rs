@@ -141,18 +141,14 @@ impl Plan {
         self.tasks.iter().find(|t| t.spec.support == Support::NotImplemented)
     }
 
-    /// Aliases expanded, options sorted, values normalised; task order kept; `cache` left out
-    /// (it changes headers, not bytes).
+    /// Aliases expanded, options sorted, values normalised; task order kept; control tasks
+    /// (`cache`, `security`, `debug`) left out: they do not change the bytes.
     pub fn canonical(&self) -> String {
         self.processing().map(Task::canonical).collect::<Vec<_>>().join("/")
     }
 
     pub fn chain_json(&self) -> serde_json::Value {
         serde_json::Value::Array(self.tasks.iter().map(Task::to_json).collect())
-    }
-
-    pub fn has(&self, name: &str) -> bool {
-        self.tasks.iter().any(|t| t.name() == name)
     }
 }
 
@@ -163,7 +159,6 @@ fn cache_policy(task: &Task) -> CachePolicy {
     match task.get("expiry") {
         Some(Param::Int(0)) => CachePolicy::Disabled,
         Some(Param::Int(n)) => CachePolicy::Expiry(*n as u64),
-        Some(Param::Str(s)) if s == "max" => CachePolicy::Expiry(31_536_000),
         _ => CachePolicy::Default,
     }
 }

@@ -13,7 +13,7 @@ pub use tokens::b64_decode;
 
 use crate::error::{Error, Result};
 use crate::plan::schema;
-pub use source::SourceSpec;
+pub use source::{is_valid_handle, SourceSpec};
 use tokens::{decode, split_top, strip_quotes, Token};
 
 /// A raw option value: a scalar (quoted or bare, percent-decoded) or a list of values.
@@ -264,7 +264,7 @@ fn with_context(e: Error, task: &str, option: &str) -> Error {
 /// sends arrays) is decoded as a whole first.
 pub fn parse_value(raw: &str) -> Result<Value> {
     let raw = tokens::trim_spaces(raw);
-    if raw.len() >= 3 && raw[..3].eq_ignore_ascii_case("%5B") {
+    if tokens::starts_with_ci(raw, "%5B") {
         let decoded = decode(raw)?;
         return parse_list(&decoded);
     }

@@ -110,9 +110,13 @@ fn single(raw: &str, query: Option<&str>) -> Result<(SourceSpec, bool)> {
     Ok((SourceSpec::handle(handle), false))
 }
 
+/// Handles are letters, digits, `_` and `-`; anything else never reaches the file system.
+pub fn is_valid_handle(h: &str) -> bool {
+    !h.is_empty() && h.len() <= 128 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 fn validate_handle(h: &str) -> Result<()> {
-    let ok = !h.is_empty() && h.len() <= 128 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
+    if is_valid_handle(h) {
         Ok(())
     } else {
         Err(Error::bad(format!(
@@ -139,7 +143,7 @@ fn external_url(raw: &str, query: Option<&str>) -> Result<SourceSpec> {
         return Err(Error::bad(format!("source URL `{url}` has no host")));
     }
     // A Filestack CDN URL of a handle is that handle.
-    if host.ends_with("filestackcontent.com") {
+    if host == "filestackcontent.com" || host.ends_with(".filestackcontent.com") {
         let segs: Vec<&str> = parsed.path().trim_matches('/').split('/').collect();
         if segs.len() == 1 && validate_handle(segs[0]).is_ok() {
             return Ok(SourceSpec::handle(segs[0].to_string()));
@@ -159,8 +163,8 @@ fn alias(raw: &str) -> Result<SourceSpec> {
     {
         return Err(Error::bad(format!("invalid storage alias source `{raw}`: expected src://alias/path")));
     }
-    if path.split('/').any(|seg| seg == "..") {
-        return Err(Error::bad(format!("storage alias path `{path}` may not contain `..`")));
+    if path.starts_with('/') || path.contains('\0') || path.contains('\\') || path.split('/').any(|seg| seg == "..") {
+        return Err(Error::bad(format!("storage alias path `{path}` must be relative, without `..`")));
     }
     Ok(SourceSpec::Alias { alias, path })
 }

@@ -105,10 +105,21 @@ pub fn strip_quotes(s: &str) -> Result<Option<&str>> {
     }
 }
 
+/// `s` starts with `prefix`, ASCII case-insensitively (byte-wise: safe on any UTF-8).
+pub fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    s.as_bytes().get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+/// `s` ends with `suffix`, ASCII case-insensitively.
+pub fn ends_with_ci(s: &str, suffix: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= suffix.len() && b[b.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+}
+
 pub fn quote_len_at_start(s: &str) -> usize {
     if s.starts_with('"') {
         1
-    } else if s.len() >= 3 && s[..3].eq_ignore_ascii_case("%22") {
+    } else if starts_with_ci(s, "%22") {
         3
     } else {
         0
@@ -118,7 +129,7 @@ pub fn quote_len_at_start(s: &str) -> usize {
 pub fn quote_len_at_end(s: &str) -> usize {
     if s.ends_with('"') {
         1
-    } else if s.len() >= 3 && s.is_char_boundary(s.len() - 3) && s[s.len() - 3..].eq_ignore_ascii_case("%22") {
+    } else if ends_with_ci(s, "%22") {
         3
     } else {
         0
@@ -130,10 +141,10 @@ pub fn trim_spaces(mut s: &str) -> &str {
     loop {
         let before = s.len();
         s = s.trim();
-        if s.len() >= 3 && s[..3].eq_ignore_ascii_case("%20") {
+        if starts_with_ci(s, "%20") {
             s = &s[3..];
         }
-        if s.len() >= 3 && s.is_char_boundary(s.len() - 3) && s[s.len() - 3..].eq_ignore_ascii_case("%20") {
+        if ends_with_ci(s, "%20") {
             s = &s[..s.len() - 3];
         }
         if s.len() == before {

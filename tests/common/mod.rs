@@ -30,6 +30,18 @@ impl TestServer {
         TestServer { child, base, data_dir: dir, _tmp: Some(tmp), extra_env: env }
     }
 
+    /// Start with a TOML configuration file (for settings the environment cannot express, such
+    /// as `[aliases]`).
+    pub fn start_with_config(toml: &str) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let file = dir.join("refract.toml");
+        std::fs::write(&file, toml).unwrap();
+        let env = vec![("REFRACT_CONFIG_FILE_FOR_TESTS".to_string(), file.to_string_lossy().to_string())];
+        let (child, base) = spawn(&dir, &env);
+        TestServer { child, base, data_dir: dir, _tmp: Some(tmp), extra_env: env }
+    }
+
     /// Stop the process (SIGKILL, like a crash) and start it again on the same data dir.
     pub fn restart(&mut self) {
         self.child.kill().ok();
@@ -108,7 +120,11 @@ fn spawn(dir: &Path, env: &[(String, String)]) -> (Child, String) {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     for (k, v) in env {
-        cmd.env(k, v);
+        if k == "REFRACT_CONFIG_FILE_FOR_TESTS" {
+            cmd.arg("--config").arg(v);
+        } else {
+            cmd.env(k, v);
+        }
     }
     let mut child = cmd.spawn().expect("spawn refract");
     let stdout = child.stdout.take().unwrap();
