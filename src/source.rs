@@ -88,12 +88,14 @@ impl Sources {
                 let md = tokio::fs::metadata(&path)
                     .await
                     .map_err(|_| Error::NotFound(format!("no file at {}", spec.identity())))?;
-                let mtime =
-                    md.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs());
+                let mtime = md.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                // size, inode and nanosecond mtime: a same-size rewrite within a second still changes it
+                let inode = std::os::unix::fs::MetadataExt::ino(&md);
+                let nanos = mtime.map(|d| d.as_nanos()).unwrap_or(0);
                 Ok(Version {
                     identity: spec.identity(),
-                    version: format!("{}-{}", md.len(), mtime.unwrap_or(0)),
-                    modified: mtime,
+                    version: format!("{}-{inode}-{nanos}", md.len()),
+                    modified: mtime.map(|d| d.as_secs()),
                 })
             }
             SourceSpec::Url { .. } => Ok(Version { identity: spec.identity(), version: String::new(), modified: None }),

@@ -1482,12 +1482,7 @@ fn generator_is_deterministic_and_large_enough() {
     }
 }
 
-fn sign(secret: &str, policy: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(policy.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
+use common::sign;
 
 /// With an app secret configured, every bad, forged, expired or insufficient security segment is
 /// refused (and a correctly signed one still works).

@@ -4,7 +4,6 @@
 mod common;
 
 use common::{decode, TestServer};
-use hmac::{Hmac, Mac};
 
 const SECRET: &str = "refract-test-secret";
 
@@ -14,9 +13,7 @@ fn b64(s: &str) -> String {
 }
 
 fn sign(policy: &str) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(policy.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    common::sign(SECRET, policy)
 }
 
 fn security(policy_json: &str) -> String {

@@ -12,6 +12,23 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
+/// Gather a body stream, refusing it (413) as soon as it passes `limit` bytes.
+async fn collect<S, E>(stream: &mut S, limit: u64, what: &str) -> Result<Bytes>
+where
+    S: futures_util::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::bad(format!("{what}: {e}")))?;
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Err(Error::PayloadTooLarge(format!("upload is larger than the limit of {limit} bytes")));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
 /// The body of an upload: raw bytes, a multipart `fileUpload` part, or a form `url=`.
 async fn read_body(
     req: &HttpRequest,
@@ -38,28 +55,14 @@ async fn read_body(
             let name = field.content_disposition().and_then(|d| d.get_name()).unwrap_or("").to_string();
             let filename = field.content_disposition().and_then(|d| d.get_filename()).map(str::to_string);
             let mime = field.content_type().map(|m| m.to_string());
-            let mut buf = BytesMut::new();
-            while let Some(chunk) = field.next().await {
-                let chunk = chunk.map_err(|e| Error::bad(format!("malformed multipart body: {e}")))?;
-                if buf.len() + chunk.len() > limit as usize {
-                    return Err(too_large());
-                }
-                buf.extend_from_slice(&chunk);
-            }
+            let body = collect(&mut field, limit, "malformed multipart body").await?;
             if name == "fileUpload" || filename.is_some() {
-                return Ok((buf.freeze(), filename, mime));
+                return Ok((body, filename, mime));
             }
         }
         return Err(Error::bad("multipart body has no `fileUpload` part"));
     }
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| Error::bad(format!("reading the body failed: {e}")))?;
-        if buf.len() + chunk.len() > limit as usize {
-            return Err(too_large());
-        }
-        buf.extend_from_slice(&chunk);
-    }
+    let buf = collect(&mut payload, limit, "reading the body failed").await?;
     // `curl --data-binary @photo.jpg` labels raw bytes as a form, so only a body that really is a
     // small form with `url=` is taken as one.
     let form_url = (content_type.starts_with("application/x-www-form-urlencoded") && buf.len() < 16 * 1024)
@@ -76,7 +79,7 @@ async fn read_body(
         && !content_type.starts_with("application/octet-stream")
         && !content_type.starts_with("application/x-www-form-urlencoded");
     let mime = declared.then_some(content_type);
-    Ok((buf.freeze(), None, mime))
+    Ok((buf, None, mime))
 }
 
 /// Check what the bytes are; refuse empty bodies and files that claim to be images but are not.

@@ -76,7 +76,7 @@ fn parse_request(state: &AppState, path: &str, raw_query: Option<&str>) -> Resul
 /// `/HANDLE/metadata` on the CDN host (filestack-python).
 fn metadata_route(path: &str) -> Option<&str> {
     let rest = path.strip_prefix('/')?.strip_suffix("/metadata")?;
-    (!rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')).then_some(rest)
+    url::is_valid_handle(rest).then_some(rest)
 }
 
 fn access(call: Call, source: &SourceSpec) -> Access<'_> {

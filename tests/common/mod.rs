@@ -162,3 +162,11 @@ pub fn decode(bytes: &[u8]) -> image::DynamicImage {
     image::load_from_memory(bytes)
         .unwrap_or_else(|e| panic!("not an image ({e}): {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)])))
 }
+
+/// Hex HMAC-SHA256 of a policy, as Filestack signs it.
+pub fn sign(secret: &str, policy: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(policy.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
