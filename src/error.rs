@@ -24,6 +24,8 @@ pub enum Error {
     UnsupportedMedia(String),
     /// Fetching an external source failed.
     BadGateway(String),
+    /// The client went away before its transform started (never sent; logged as 499).
+    ClientGone,
     /// The transform queue is full.
     Overloaded,
     /// A bug or an I/O failure on our side.
@@ -58,6 +60,7 @@ impl Error {
             Error::PayloadTooLarge(_) => 413,
             Error::UnsupportedMedia(_) => 415,
             Error::Unprocessable(_) => 422,
+            Error::ClientGone => 499,
             Error::Internal(_) => 500,
             Error::NotImplemented { .. } => 501,
             Error::BadGateway(_) => 502,
@@ -94,6 +97,7 @@ impl fmt::Display for Error {
             | Error::BadGateway(m)
             | Error::Internal(m) => f.write_str(m),
             Error::Overloaded => f.write_str("server busy: transform queue is full, retry shortly"),
+            Error::ClientGone => f.write_str("the client closed the connection before its transform started"),
             Error::MethodNotAllowed => f.write_str("method not allowed: processing URLs take GET, HEAD or POST"),
         }
     }

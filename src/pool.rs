@@ -38,8 +38,13 @@ impl Pool {
         Pool { admission: Arc::new(Semaphore::new(workers + queue)), workers: Arc::new(Semaphore::new(workers)) }
     }
 
-    /// Run `job` on a blocking thread once a worker is free.
-    pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    /// Run `job` on a blocking thread once a worker is free. When the worker frees up and
+    /// `abandoned()` says nobody wants the result any more, the job is skipped.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> Result<T> + Send + 'static,
+        abandoned: impl Fn() -> bool + Send + 'static,
+    ) -> Result<T> {
         let admitted = self.admission.clone().try_acquire_owned().map_err(|_| Error::Overloaded)?;
         METRICS.queue_depth.inc();
         let depth = DepthGuard;
@@ -48,8 +53,9 @@ impl Pool {
         let worker = self.workers.clone().acquire_owned().await.map_err(Error::internal)?;
         let result = tokio::task::spawn_blocking(move || {
             let _slots = (admitted, worker, depth);
-            if cancelled.load(Ordering::Relaxed) {
-                return Err(Error::Internal("cancelled: nobody waits for this transform".into()));
+            if cancelled.load(Ordering::Relaxed) || abandoned() {
+                METRICS.transforms.with_label_values(&["abandoned"]).inc();
+                return Err(Error::ClientGone);
             }
             job()
         })
@@ -74,10 +80,45 @@ impl<K: Eq + Hash + Clone, T: Clone> Flights<K, T> {
     /// If the caller that runs `work` goes away, a caller still waiting takes over with its own
     /// `work`; the entry leaves the map when its caller finishes or gives up, so abandoned
     /// flights do not accumulate.
-    pub async fn run<F: Future<Output = Result<T>>>(&self, key: K, work: impl FnOnce() -> F) -> Result<T> {
-        let cell = self.inflight.lock().expect("flights lock").entry(key.clone()).or_default().clone();
-        let _leave = Leave { flights: self, key: &key, cell: &cell };
-        cell.get_or_init(work).await.clone()
+    /// `work` receives a check that tells whether callers other than the one running it wait.
+    /// A caller that joined a flight whose runner gave up (its client left) runs its own.
+    pub async fn run<F: Future<Output = Result<T>>>(&self, key: K, work: impl Fn(Followers) -> F) -> Result<T>
+    where
+        T: Send + Sync + 'static,
+    {
+        loop {
+            let cell = self.inflight.lock().expect("flights lock").entry(key.clone()).or_default().clone();
+            let _leave = Leave { flights: self, key: &key, cell: &cell };
+            let followers = Followers(Box::new({
+                let cell = Arc::downgrade(&cell);
+                // the map, the runner and this check hold the cell: anything beyond is a follower
+                move || cell.upgrade().is_some_and(|c| Arc::strong_count(&c) > 3)
+            }));
+            let mut ran = false;
+            let result = cell
+                .get_or_init(|| {
+                    ran = true;
+                    work(followers)
+                })
+                .await
+                .clone();
+            if ran || !matches!(result, Err(Error::ClientGone)) {
+                return result;
+            }
+            let mut map = self.inflight.lock().expect("flights lock");
+            if map.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                map.remove(&key);
+            }
+        }
+    }
+}
+
+/// Whether other callers wait on a flight.
+pub struct Followers(Box<dyn Fn() -> bool + Send + Sync>);
+
+impl Followers {
+    pub fn waiting(&self) -> bool {
+        (self.0)()
     }
 }
 

@@ -281,7 +281,7 @@ fn cdn_headers_and_vary_only_when_negotiated() {
 }
 
 fn transforms(s: &TestServer) -> f64 {
-    s.metric("refract_transforms_total", "")
+    s.metric("refract_transforms_total", "outcome=\"ok\"")
 }
 
 #[test]
@@ -540,4 +540,21 @@ fn a_full_queue_answers_503_with_retry_after() {
     assert!(!busy.is_empty(), "one worker, no queue: concurrent misses must be refused: {statuses:?}");
     assert!(busy.iter().all(|(_, retry)| retry.is_some()));
     assert_eq!(s.get("/healthz").status(), 200);
+}
+
+#[test]
+fn a_queued_transform_whose_client_left_is_not_run() {
+    let s = TestServer::start_with_env(&[("REFRACT_WORKERS", "1"), ("REFRACT_QUEUE_LEN", "4")]);
+    let h = s.upload_fixture("fossa-4096x2304.jpg");
+    let slow = s.url(&format!("/cache=false/resize=w:4000/output=f:png,compress:true/{h}"));
+    let busy = std::thread::spawn(move || reqwest::blocking::get(slow).unwrap().status());
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // this one waits for the only worker; its client gives up first
+    let impatient =
+        reqwest::blocking::Client::builder().timeout(std::time::Duration::from_millis(100)).build().unwrap();
+    assert!(impatient.get(s.url(&format!("/cache=false/resize=w:300/{h}"))).send().is_err());
+    assert_eq!(busy.join().unwrap(), 200);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(s.metric("refract_transforms_total", "outcome=\"ok\""), 1.0, "the abandoned transform must not run");
+    assert_eq!(s.metric("refract_transforms_total", "outcome=\"abandoned\""), 1.0);
 }

@@ -145,6 +145,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
 
+/// The client's socket, kept per connection so that a queued transform can see whether anyone
+/// still waits for it (actix-web does not drop a handler when its client disconnects).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerSocket(std::os::fd::RawFd);
+
+impl PeerSocket {
+    /// The peer closed its side: a peek reads end-of-stream. Pending request bytes or no data
+    /// yet both mean someone is still there.
+    pub fn gone(&self) -> bool {
+        use std::os::fd::FromRawFd;
+        // SAFETY: the descriptor belongs to a connection whose request is still being handled,
+        // so it is open; ManuallyDrop keeps us from closing it, and peek neither consumes data
+        // nor changes the socket's (already non-blocking) mode.
+        let stream = std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(self.0) });
+        let mut byte = [0u8; 1];
+        matches!(stream.peek(&mut byte), Ok(0))
+    }
+}
+
+fn remember_socket(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
+    use std::os::fd::AsRawFd;
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        ext.insert(PeerSocket(tcp.as_raw_fd()));
+    }
+}
+
 /// Bind, print `refract listening on http://ADDR` (tests and scripts read it), and serve.
 pub async fn serve(config: Config) -> Result<(), String> {
     let listener =
@@ -176,6 +202,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
             })
             .configure(routes)
     })
+    .on_connect(remember_socket)
     .workers(state.config.workers().max(2))
     .listen(listener)
     .map_err(|e| format!("cannot listen on {addr}: {e}"))?

@@ -2,7 +2,7 @@
 //! `debug` JSON, or a derivative from the cache or the pipeline.
 
 use super::respond::{json, unix, Caching, Delivery};
-use super::{files, AppState, QueryParams};
+use super::{files, AppState, PeerSocket, QueryParams};
 use crate::cache::{self, Cached, EntryMeta};
 use crate::error::{Error, Result};
 use crate::metrics::METRICS;
@@ -196,6 +196,7 @@ async fn derivative(req: &HttpRequest, state: &web::Data<AppState>, parsed: Arc<
         None
     };
     let version = state.sources.version(&url.source).await?;
+    let peer = req.conn_data::<PeerSocket>().copied();
     let negotiated_tag = negotiated.map(Format::extension).unwrap_or(if job.negotiates() { "original" } else { "" });
     // `cache=expiry:N` gives its URL an entry of its own, with that lifetime
     let expiry = match plan.cache {
@@ -204,20 +205,23 @@ async fn derivative(req: &HttpRequest, state: &web::Data<AppState>, parsed: Arc<
     };
     let key = cache::key(&[&parsed.canonical, &version.identity, &version.version, negotiated_tag, &expiry]);
     let outcome = if plan.cache == CachePolicy::Disabled {
-        compute(state, &parsed, negotiated, None).await?
+        compute(state, &parsed, negotiated, None, move || peer.is_some_and(|c| c.gone())).await?
     } else if let Some(hit) = lookup(state, key).await {
         hit
     } else {
-        let (st, p) = (state.clone(), parsed.clone());
         state
             .flights
-            .run(key, move || async move {
-                // another flight may have finished between our lookup and now
-                if let Some(hit) = lookup(&st, key).await {
-                    return Ok(hit);
+            .run(key, |followers| {
+                let (st, p) = (state.clone(), parsed.clone());
+                async move {
+                    // another flight may have finished between our lookup and now
+                    if let Some(hit) = lookup(&st, key).await {
+                        return Ok(hit);
+                    }
+                    METRICS.cache_misses.inc();
+                    let abandoned = move || peer.is_some_and(|c| c.gone()) && !followers.waiting();
+                    compute(&st, &p, negotiated, Some(key), abandoned).await
                 }
-                METRICS.cache_misses.inc();
-                compute(&st, &p, negotiated, Some(key)).await
             })
             .await?
     };
@@ -263,6 +267,7 @@ async fn compute(
     parsed: &Arc<Parsed>,
     negotiated: Option<Format>,
     key: Option<cache::Key>,
+    abandoned: impl Fn() -> bool + Send + 'static,
 ) -> Result<Outcome> {
     let started = Instant::now();
     let bytes = state.sources.fetch(&parsed.url.source).await?;
@@ -276,33 +281,36 @@ async fn compute(
     let vary_accept = parsed.job.as_ref().is_some_and(ImageJob::negotiates);
     let (cached, transform_time) = state
         .pool
-        .run(move || {
-            let t = Instant::now();
-            let job = p.job.as_ref().expect("compute needs a job");
-            let rendered = pipeline::run(&bytes, job, negotiated, limits);
-            let elapsed = t.elapsed();
-            METRICS.transform_seconds.observe(elapsed.as_secs_f64());
-            METRICS.transforms.with_label_values(&[if rendered.is_ok() { "ok" } else { "error" }]).inc();
-            let rendered = rendered?;
-            let now = cache::now();
-            let meta = EntryMeta {
-                content_type: rendered.content_type.to_string(),
-                extension: rendered.extension.to_string(),
-                length: rendered.bytes.len() as u64,
-                checksum: blake3::hash(&rendered.bytes).to_hex().to_string(),
-                created: now,
-                expires: now + ttl,
-                last_access: now,
-                source,
-                vary_accept,
-            };
-            let bytes = bytes::Bytes::from(rendered.bytes);
-            let cached = match key {
-                Some(k) => st.cache.put(&k, bytes, meta),
-                None => Arc::new(Cached::new(bytes, meta)),
-            };
-            Ok((cached, elapsed))
-        })
+        .run(
+            move || {
+                let t = Instant::now();
+                let job = p.job.as_ref().expect("compute needs a job");
+                let rendered = pipeline::run(&bytes, job, negotiated, limits);
+                let elapsed = t.elapsed();
+                METRICS.transform_seconds.observe(elapsed.as_secs_f64());
+                METRICS.transforms.with_label_values(&[if rendered.is_ok() { "ok" } else { "error" }]).inc();
+                let rendered = rendered?;
+                let now = cache::now();
+                let meta = EntryMeta {
+                    content_type: rendered.content_type.to_string(),
+                    extension: rendered.extension.to_string(),
+                    length: rendered.bytes.len() as u64,
+                    checksum: blake3::hash(&rendered.bytes).to_hex().to_string(),
+                    created: now,
+                    expires: now + ttl,
+                    last_access: now,
+                    source,
+                    vary_accept,
+                };
+                let bytes = bytes::Bytes::from(rendered.bytes);
+                let cached = match key {
+                    Some(k) => st.cache.put(&k, bytes, meta),
+                    None => Arc::new(Cached::new(bytes, meta)),
+                };
+                Ok((cached, elapsed))
+            },
+            abandoned,
+        )
         .await?;
     let status = if key.is_some() { "refract; fwd=uri-miss; stored" } else { "refract; fwd=bypass" };
     let timing = format!(
