@@ -441,10 +441,10 @@ fn effects_change_pixels() {
         let img = get_image(&s, &format!("/{t}/output=f:png/{h}"));
         assert_eq!(img.dimensions(), (200, 100), "{t}");
     }
-    let r = s.get(&format!("/watermark=file:{h}/{h}"));
+    let r = s.get(&format!("/vignette/{h}"));
     assert_eq!(r.status(), 501);
     let j: serde_json::Value = r.json().unwrap();
-    assert_eq!(j["error"]["task"], "watermark");
+    assert_eq!(j["error"]["task"], "vignette");
 }
 
 #[test]
@@ -557,4 +557,54 @@ fn a_queued_transform_whose_client_left_is_not_run() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(s.metric("refract_transforms_total", "outcome=\"ok\""), 1.0, "the abandoned transform must not run");
     assert_eq!(s.metric("refract_transforms_total", "outcome=\"abandoned\""), 1.0);
+}
+
+fn solid(w: u32, h: u32, px: [u8; 4]) -> Vec<u8> {
+    png_bytes(&image::DynamicImage::ImageRgba8(RgbaImage::from_pixel(w, h, Rgba(px))))
+}
+
+#[test]
+fn watermark_is_placed_scaled_and_follows_overwrites() {
+    let s = TestServer::start();
+    let base = s.upload(&solid(100, 100, [0, 0, 255, 255]), "base.png");
+    let mark = s.upload(&solid(40, 40, [255, 0, 0, 255]), "mark.png");
+    let path = format!("/watermark=file:{mark},size:50,position:[bottom,right]/output=f:png/{base}");
+    let img = get_image(&s, &path);
+    assert_eq!(img.dimensions(), (100, 100));
+    assert!(close(img.get_pixel(95, 95).0[..3].try_into().unwrap(), [255, 0, 0]), "mark at the bottom right");
+    assert!(close(img.get_pixel(75, 75).0[..3].try_into().unwrap(), [0, 0, 255]), "20 px mark (50% of 40)");
+    assert!(close(img.get_pixel(5, 5).0[..3].try_into().unwrap(), [0, 0, 255]));
+    // overwriting the watermark file changes the derivative at the same URL
+    let r = s.client().post(s.url(&format!("/api/file/{mark}"))).body(solid(40, 40, [0, 255, 0, 255])).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let img = get_image(&s, &path);
+    assert!(close(img.get_pixel(95, 95).0[..3].try_into().unwrap(), [0, 255, 0]));
+    assert_eq!(s.get(&format!("/watermark=file:AAAAAAAAAAAAAAAAAAAA/{base}")).status(), 404);
+    assert_eq!(s.get(&format!("/watermark=file:%22https://x.example/w.png%22/{base}")).status(), 400);
+}
+
+#[test]
+fn rounded_corners_partial_effects_and_content() {
+    let s = TestServer::start();
+    let h = s.upload(&solid(100, 60, [0, 0, 255, 255]), "blue.png");
+    let img = get_image(&s, &format!("/rounded_corners=radius:20/output=f:png/{h}"));
+    assert_eq!(img.get_pixel(0, 0).0[3], 0, "corner cut away");
+    assert_eq!(img.get_pixel(50, 30).0[3], 255, "middle kept");
+    let img = get_image(&s, &format!("/rounded_corners=radius:max,background:white/output=f:jpg/{h}"));
+    assert!(close(img.get_pixel(1, 1).0[..3].try_into().unwrap(), [255, 255, 255]));
+
+    let lr = s.upload(&halves_lr(), "lr.png");
+    for task in ["partial_blur=objects:[[80,0,40,100]],amount:10", "partial_pixelate=objects:[[80,0,40,100]],amount:20"]
+    {
+        let img = get_image(&s, &format!("/{task}/output=f:png/{lr}"));
+        let edge = img.get_pixel(99, 50).0;
+        assert!(
+            !close(edge[..3].try_into().unwrap(), [255, 0, 0])
+                || !close(img.get_pixel(100, 50).0[..3].try_into().unwrap(), [0, 0, 255]),
+            "{task} mixed the edge"
+        );
+        assert!(close(img.get_pixel(10, 50).0[..3].try_into().unwrap(), [255, 0, 0]), "{task} left the rest alone");
+    }
+    let r = s.get(&format!("/content=filename:report.png,type:attachment/resize=w:10/{h}"));
+    assert_eq!(r.headers()["content-disposition"], "attachment; filename=\"report.png\"");
 }

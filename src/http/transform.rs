@@ -7,7 +7,7 @@ use crate::cache::{self, Cached, EntryMeta};
 use crate::error::{Error, Result};
 use crate::metrics::METRICS;
 use crate::pipeline::{self, job::ImageJob, Format, Limits};
-use crate::plan::{CachePolicy, Plan};
+use crate::plan::{CachePolicy, Param, Plan};
 use crate::security::{Access, Call};
 use crate::url::{self, ParsedUrl, SourceSpec};
 use actix_web::http::Method;
@@ -30,7 +30,7 @@ pub async fn handle(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
     state.security.check_apikey(url.apikey.as_deref(), needs_key)?;
     let creds = url.security.clone().or_else(|| parsed.query.security());
     let call = if parsed.job.is_some() { Call::Convert } else { Call::Read };
-    state.security.authorize(creds.as_ref(), &access(call, &url.source))?;
+    state.security.authorize(creds.as_ref(), &access(call, &url.source, parsed.job.as_ref()))?;
     if url.debug {
         return Ok(debug_answer(url, plan));
     }
@@ -79,8 +79,9 @@ fn metadata_route(path: &str) -> Option<&str> {
     url::is_valid_handle(rest).then_some(rest)
 }
 
-fn access(call: Call, source: &SourceSpec) -> Access<'_> {
+fn access<'a>(call: Call, source: &'a SourceSpec, job: Option<&'a ImageJob>) -> Access<'a> {
     let mut access = Access::new(call);
+    access.handles.extend(job.map(ImageJob::overlays).unwrap_or_default());
     let mut visit = vec![source];
     while let Some(s) = visit.pop() {
         match s {
@@ -113,6 +114,14 @@ fn caching(state: &AppState, policy: CachePolicy, remaining: u64) -> Caching {
     } else {
         Caching::Public(remaining)
     }
+}
+
+/// The `content` task (Ruby SDK) names the file and chooses inline or attachment.
+fn content_disposition(plan: &Plan, default_name: &str, download: bool) -> String {
+    let content = plan.tasks.iter().find(|t| t.name() == "content");
+    let name = content.and_then(|t| t.get("filename")).and_then(Param::as_str).unwrap_or(default_name);
+    let attachment = download || content.and_then(|t| t.get("type")).and_then(Param::as_str) == Some("attachment");
+    disposition(name, attachment)
 }
 
 /// `inline` or `attachment`, with an ASCII `filename` and, for other names, RFC 8187's
@@ -203,7 +212,19 @@ async fn derivative(req: &HttpRequest, state: &web::Data<AppState>, parsed: Arc<
         CachePolicy::Expiry(n) => n.to_string(),
         _ => String::new(),
     };
-    let key = cache::key(&[&parsed.canonical, &version.identity, &version.version, negotiated_tag, &expiry]);
+    // a watermark's own version is part of the key: overwriting it must not serve stale marks
+    let mut overlay_versions = String::new();
+    for handle in job.overlays() {
+        overlay_versions += &state.sources.version(&SourceSpec::handle(handle.to_string())).await?.version;
+    }
+    let key = cache::key(&[
+        &parsed.canonical,
+        &version.identity,
+        &version.version,
+        negotiated_tag,
+        &expiry,
+        &overlay_versions,
+    ]);
     let outcome = if plan.cache == CachePolicy::Disabled {
         compute(state, &parsed, negotiated, None, move || peer.is_some_and(|c| c.gone())).await?
     } else if let Some(hit) = lookup(state, key).await {
@@ -242,7 +263,7 @@ async fn derivative(req: &HttpRequest, state: &web::Data<AppState>, parsed: Arc<
         caching: caching(state, plan.cache, remaining),
         surrogate_keys: format!("{} d-{}", surrogate_source_key(&url.source), &hex::encode(key)[..16]),
         vary_accept: meta.vary_accept,
-        disposition: Some(disposition(&format!("{stem}.{}", meta.extension), parsed.query.download)),
+        disposition: Some(content_disposition(plan, &format!("{stem}.{}", meta.extension), parsed.query.download)),
         cache_status: outcome.status,
         timing: outcome.timing,
     }
@@ -271,6 +292,10 @@ async fn compute(
 ) -> Result<Outcome> {
     let started = Instant::now();
     let bytes = state.sources.fetch(&parsed.url.source).await?;
+    let mut overlays = pipeline::Overlays::new();
+    for handle in parsed.job.as_ref().map(ImageJob::overlays).unwrap_or_default() {
+        overlays.insert(handle.to_string(), state.sources.fetch(&SourceSpec::handle(handle.to_string())).await?);
+    }
     let fetched = started.elapsed();
     let ttl = match parsed.plan.cache {
         CachePolicy::Expiry(n) => n,
@@ -285,7 +310,7 @@ async fn compute(
             move || {
                 let t = Instant::now();
                 let job = p.job.as_ref().expect("compute needs a job");
-                let rendered = pipeline::run(&bytes, job, negotiated, limits);
+                let rendered = pipeline::run_with(&bytes, job, negotiated, limits, &overlays);
                 let elapsed = t.elapsed();
                 METRICS.transform_seconds.observe(elapsed.as_secs_f64());
                 METRICS.transforms.with_label_values(&[if rendered.is_ok() { "ok" } else { "error" }]).inc();

@@ -25,21 +25,72 @@ impl Align {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    Resize { width: Option<u32>, height: Option<u32>, fit: Fit, align: Align },
-    Crop { x: u32, y: u32, width: u32, height: u32 },
-    Rotate { degrees: u32, background: Rgba },
+    Resize {
+        width: Option<u32>,
+        height: Option<u32>,
+        fit: Fit,
+        align: Align,
+    },
+    Crop {
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+    },
+    Rotate {
+        degrees: u32,
+        background: Rgba,
+    },
     Flip,
     Flop,
     Monochrome,
     Negative,
-    Blur { sigma: f32 },
-    Sharpen { sigma: f32 },
-    Sepia { tone: u8 },
-    BlackWhite { threshold: u8 },
-    Pixelate { block: u32 },
-    Modulate { brightness: f32, saturation: f32, hue: f32 },
-    Circle { background: Rgba },
-    Border { width: u32, color: Rgba, background: Rgba },
+    Blur {
+        sigma: f32,
+    },
+    Sharpen {
+        sigma: f32,
+    },
+    Sepia {
+        tone: u8,
+    },
+    BlackWhite {
+        threshold: u8,
+    },
+    Pixelate {
+        block: u32,
+    },
+    Modulate {
+        brightness: f32,
+        saturation: f32,
+        hue: f32,
+    },
+    Circle {
+        background: Rgba,
+    },
+    RoundedCorners {
+        radius: Option<u32>,
+        blur: f32,
+        background: Rgba,
+    },
+    /// Blur (or pixelate, when `pixelate`) rectangles or the ellipses inscribed in them.
+    Partial {
+        rects: Vec<[u32; 4]>,
+        amount: f32,
+        oval: bool,
+        pixelate: bool,
+    },
+    /// Overlay another stored image: `size` percent of its own size, placed by `align`.
+    Watermark {
+        handle: String,
+        size: f32,
+        align: Align,
+    },
+    Border {
+        width: u32,
+        color: Rgba,
+        background: Rgba,
+    },
 }
 
 /// What to write at the end.
@@ -91,6 +142,17 @@ impl ImageJob {
             job.add(task)?;
         }
         Ok(job)
+    }
+
+    /// Stored files the job reads besides its source (watermarks).
+    pub fn overlays(&self) -> Vec<&str> {
+        self.ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Watermark { handle, .. } => Some(handle.as_str()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Output formats that depend on `Accept`.
@@ -146,6 +208,53 @@ impl ImageJob {
                 hue: num("hue").unwrap_or(0.0) as f32,
             },
             "circle" => Op::Circle { background: color("background", Rgba::TRANSPARENT) },
+            "rounded_corners" => Op::RoundedCorners {
+                radius: match task.get("radius") {
+                    Some(Param::Str(_)) => None,
+                    p => Some(p.and_then(Param::as_i64).unwrap_or(10) as u32),
+                },
+                blur: num("blur").unwrap_or(0.3) as f32,
+                background: color("background", Rgba::TRANSPARENT),
+            },
+            "partial_blur" | "partial_pixelate" => {
+                let pixelate = task.name() == "partial_pixelate";
+                let rects = match task.get("objects") {
+                    Some(Param::List(items)) => items
+                        .iter()
+                        .filter_map(|r| match r {
+                            Param::List(v) if v.len() == 4 => {
+                                let n: Vec<u32> = v.iter().filter_map(Param::as_i64).map(|x| x as u32).collect();
+                                Some([n[0], n[1], n[2], n[3]])
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let default = if pixelate { 10.0 } else { 4.0 };
+                let amount = if pixelate { num("amount") } else { num("blur").or(num("amount")) };
+                Op::Partial {
+                    rects,
+                    amount: amount.unwrap_or(default) as f32,
+                    oval: task.get("type").and_then(Param::as_str) == Some("oval"),
+                    pixelate,
+                }
+            }
+            "watermark" => Op::Watermark {
+                handle: {
+                    let file = task.get("file").and_then(Param::as_str).unwrap_or_default();
+                    if !crate::url::is_valid_handle(file) {
+                        return Err(Error::bad_option(
+                            "watermark",
+                            "file",
+                            "the watermark file must be a stored file's handle",
+                        ));
+                    }
+                    file.to_string()
+                },
+                size: num("size").unwrap_or(100.0) as f32,
+                align: align(task.get("position")),
+            },
             "border" => Op::Border {
                 width: num("width").unwrap_or(2.0) as u32,
                 color: color("color", Rgba::BLACK),

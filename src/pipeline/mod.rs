@@ -45,7 +45,20 @@ pub fn negotiate(accept: &str) -> Option<Format> {
 
 /// Run a compiled job on source bytes. `negotiated` is the outcome of `negotiate` when the job
 /// asks for automatic format.
+/// Stored images a job overlays (watermarks), by handle.
+pub type Overlays = std::collections::HashMap<String, bytes::Bytes>;
+
 pub fn run(bytes: &[u8], job: &ImageJob, negotiated: Option<Format>, limits: Limits) -> Result<Rendered> {
+    run_with(bytes, job, negotiated, limits, &Overlays::new())
+}
+
+pub fn run_with(
+    bytes: &[u8],
+    job: &ImageJob,
+    negotiated: Option<Format>,
+    limits: Limits,
+    overlays: &Overlays,
+) -> Result<Rendered> {
     let input = format::require_decodable(bytes)?;
     let probe = decode::probe(bytes, input, limits.max_pixels)?;
     if job.answer == Answer::Size {
@@ -56,7 +69,16 @@ pub fn run(bytes: &[u8], job: &ImageJob, negotiated: Option<Format>, limits: Lim
     let shrink_to = shrink_target(job, probe.oriented());
     let mut img = decode::decode(bytes, &probe, shrink_to, limits.max_pixels)?;
     for op in &job.ops {
-        img = ops::apply(img, op, limits.max_pixels)?;
+        img = match op {
+            Op::Watermark { handle, size, align } => {
+                let mark = overlays
+                    .get(handle)
+                    .ok_or_else(|| crate::error::Error::NotFound(format!("watermark file `{handle}` is missing")))?;
+                let mark = decode_overlay(mark, limits)?;
+                ops::watermark(img, &mark, *size, *align, limits.max_pixels)?
+            }
+            _ => ops::apply(img, op, limits.max_pixels)?,
+        };
     }
     let mut out = output_format(job, input, negotiated);
     if out == Format::Webp && (img.width() > 16_383 || img.height() > 16_383) {
@@ -72,6 +94,12 @@ pub fn run(bytes: &[u8], job: &ImageJob, negotiated: Option<Format>, limits: Lim
     }
     let encoded = encode::encode(&img, out, &job.output)?;
     Ok(Rendered { bytes: encoded, content_type: out.mime(), extension: out.extension() })
+}
+
+fn decode_overlay(bytes: &[u8], limits: Limits) -> Result<image::DynamicImage> {
+    let format = format::require_decodable(bytes)?;
+    let probe = decode::probe(bytes, format, limits.max_pixels)?;
+    decode::decode(bytes, &probe, None, limits.max_pixels)
 }
 
 pub fn output_format(job: &ImageJob, input: Format, negotiated: Option<Format>) -> Format {

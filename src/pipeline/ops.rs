@@ -41,6 +41,9 @@ pub fn apply(img: DynamicImage, op: &Op, max_pixels: u64) -> Result<DynamicImage
         Op::Pixelate { block } => pixelate(img, block)?,
         Op::Modulate { brightness, saturation, hue } => modulate(img, brightness, saturation, hue),
         Op::Circle { background } => circle(img, background),
+        Op::RoundedCorners { radius, blur, background } => rounded_corners(img, radius, blur, background),
+        Op::Partial { ref rects, amount, oval, pixelate } => partial(img, rects, amount, oval, pixelate)?,
+        Op::Watermark { .. } => return Err(Error::internal("watermark needs its overlay (pipeline::run_with)")),
         Op::Border { width, color, background } => {
             let (w, h) = img.dimensions();
             check_output(w as u64 + 2 * width as u64, h as u64 + 2 * width as u64, max_pixels)?;
@@ -290,4 +293,93 @@ fn border(img: DynamicImage, width: u32, color: Rgba, background: Rgba) -> Dynam
     let mut out = RgbaImage::from_pixel(w, h, Px(color.0));
     imageops::overlay(&mut out, &src, width as i64, width as i64);
     from_rgba(out, had_alpha, background)
+}
+
+/// Mask the corners outside quarter circles of `radius` (`None`: as round as the image allows),
+/// with `blur` pixels of soft edge.
+fn rounded_corners(img: DynamicImage, radius: Option<u32>, blur: f32, background: Rgba) -> DynamicImage {
+    let had_alpha = img.color().has_alpha();
+    let mut buf = to_rgba(img);
+    let (w, h) = (buf.width() as f64, buf.height() as f64);
+    let r = radius.map(f64::from).unwrap_or(f64::MAX).min(w.min(h) / 2.0);
+    let soft = (blur as f64).max(0.5);
+    for (x, y, p) in buf.enumerate_pixels_mut() {
+        let (px, py) = (x as f64 + 0.5, y as f64 + 0.5);
+        // distance past the corner circle, for pixels in a corner square only
+        let cx = if px < r {
+            r
+        } else if px > w - r {
+            w - r
+        } else {
+            continue;
+        };
+        let cy = if py < r {
+            r
+        } else if py > h - r {
+            h - r
+        } else {
+            continue;
+        };
+        let outside = ((px - cx).hypot(py - cy) - r + soft / 2.0) / soft;
+        let keep = 1.0 - outside.clamp(0.0, 1.0);
+        if keep < 1.0 {
+            for i in 0..4 {
+                p.0[i] = (p.0[i] as f64 * keep + background.0[i] as f64 * (1.0 - keep)).round() as u8;
+            }
+        }
+    }
+    from_rgba(buf, had_alpha, background)
+}
+
+/// Blur or pixelate regions; with `oval`, only the ellipse inscribed in each rectangle.
+fn partial(img: DynamicImage, rects: &[[u32; 4]], amount: f32, oval: bool, pixelated: bool) -> Result<DynamicImage> {
+    let had_alpha = img.color().has_alpha();
+    let mut out = to_rgba(img);
+    for &[x, y, rw, rh] in rects {
+        let (w, h) = out.dimensions();
+        if x >= w || y >= h {
+            continue;
+        }
+        let (rw, rh) = (rw.min(w - x), rh.min(h - y));
+        let region = DynamicImage::ImageRgba8(imageops::crop_imm(&out, x, y, rw, rh).to_image());
+        let treated =
+            if pixelated { pixelate(region, amount.max(2.0) as u32)? } else { region.fast_blur(amount.max(0.5)) };
+        let treated = treated.to_rgba8();
+        let (cx, cy) = (rw as f64 / 2.0, rh as f64 / 2.0);
+        for (tx, ty, p) in treated.enumerate_pixels() {
+            let inside = !oval || {
+                let (dx, dy) = ((tx as f64 + 0.5 - cx) / cx, (ty as f64 + 0.5 - cy) / cy);
+                dx * dx + dy * dy <= 1.0
+            };
+            if inside {
+                out.put_pixel(x + tx, y + ty, *p);
+            }
+        }
+    }
+    Ok(from_rgba(out, had_alpha, Rgba::WHITE))
+}
+
+/// Overlay `mark` at `size` percent of its own size, placed by `align` (keeping its alpha).
+pub fn watermark(
+    img: DynamicImage,
+    mark: &DynamicImage,
+    size: f32,
+    align: Align,
+    max_pixels: u64,
+) -> Result<DynamicImage> {
+    let scale = (size as f64 / 100.0).max(0.0);
+    let (mw, mh) = ((mark.width() as f64 * scale).round() as u32, (mark.height() as f64 * scale).round() as u32);
+    if mw == 0 || mh == 0 {
+        return Ok(img);
+    }
+    check_output(mw as u64, mh as u64, max_pixels)?;
+    let mark = DynamicImage::ImageRgba8(mark.to_rgba8());
+    let mark =
+        resize(&mark, ResizeGeometry { src: (0.0, 0.0, mark.width() as f64, mark.height() as f64), dst: (mw, mh) })?;
+    let had_alpha = img.color().has_alpha();
+    let mut base = to_rgba(img);
+    let x = ((base.width() as f64 - mw as f64) * align.x).round() as i64;
+    let y = ((base.height() as f64 - mh as f64) * align.y).round() as i64;
+    imageops::overlay(&mut base, &mark.to_rgba8(), x, y);
+    Ok(from_rgba(base, had_alpha, Rgba::WHITE))
 }

@@ -270,8 +270,8 @@ pub static TASKS: &[TaskSpec] = &[
     t(
         "rounded_corners",
         true,
-        NotImplemented,
-        &[o("radius", "r", IntOr(0, 10000, &["max"])), o("blur", "l", Num(0.0, 20.0)), o("background", "b", Color)],
+        Image,
+        &[o("radius", "r", IntOr(1, 10000, &["max"])), o("blur", "l", Num(0.0, 20.0)), o("background", "b", Color)],
     ),
     t(
         "vignette",
@@ -332,8 +332,8 @@ pub static TASKS: &[TaskSpec] = &[
         Image,
         &[o("brightness", "b", Int(0, 10000)), o("saturation", "s", Int(0, 10000)), o("hue", "h", Int(0, 359))],
     ),
-    t("partial_pixelate", false, NotImplemented, PARTIAL),
-    t("partial_blur", false, NotImplemented, PARTIAL),
+    t("partial_pixelate", false, Image, PARTIAL),
+    t("partial_blur", false, Image, PARTIAL),
     t(
         "enhance",
         true,
@@ -355,12 +355,7 @@ pub static TASKS: &[TaskSpec] = &[
         )],
     ),
     // watermark
-    t(
-        "watermark",
-        false,
-        NotImplemented,
-        &[o("file", "f", Str), o("size", "s", Num(0.0, 500.0)), o("position", "p", Position)],
-    ),
+    t("watermark", false, Image, &[o("file", "f", Str), o("size", "s", Num(0.0, 500.0)), o("position", "p", Position)]),
     // output and metadata
     t(
         "output",
@@ -394,7 +389,7 @@ pub static TASKS: &[TaskSpec] = &[
     t("security", false, Control, &[o("policy", "p", Str), o("signature", "s", Str)]),
     t("store", true, NotImplemented, STORE_OPTS),
     t("fallback", false, NotImplemented, &[o("handle", "file", Str), o("cache", "", Int(0, 31536000))]),
-    t("content", false, NotImplemented, &[o("filename", "", Str), o("type", "", Enum(&["inline", "attachment"]))]),
+    t("content", false, Control, &[o("filename", "", Str), o("type", "", Enum(&["inline", "attachment"]))]),
     t("zip", true, NotImplemented, NONE),
     // recognition, documents, audio/video and other services
     t("tags", true, NotImplemented, NONE),
