@@ -608,3 +608,26 @@ fn rounded_corners_partial_effects_and_content() {
     let r = s.get(&format!("/content=filename:report.png,type:attachment/resize=w:10/{h}"));
     assert_eq!(r.headers()["content-disposition"], "attachment; filename=\"report.png\"");
 }
+
+#[test]
+fn embedded_colour_profiles_are_converted_to_srgb() {
+    use image::ImageEncoder;
+    let s = TestServer::start();
+    let px = [200u8, 100, 50];
+    let img = RgbImage::from_pixel(16, 16, Rgb(px));
+    let p3 = moxcms::ColorProfile::new_display_p3().encode().unwrap();
+    let mut tagged = Vec::new();
+    let mut enc = image::codecs::png::PngEncoder::new(&mut tagged);
+    enc.set_icc_profile(p3).unwrap();
+    enc.write_image(img.as_raw(), 16, 16, image::ExtendedColorType::Rgb8).unwrap();
+    let h = s.upload(&tagged, "p3.png");
+    let out = get_image(&s, &format!("/output=f:png/{h}")).to_rgb8();
+    let got = out.get_pixel(8, 8).0;
+    assert!(got[0] > px[0] + 8 && got[2] < px[2], "P3 {px:?} should become a more saturated sRGB value, got {got:?}");
+    let plain = s.upload(&png_bytes(&image::DynamicImage::ImageRgb8(img)), "plain.png");
+    assert_eq!(
+        get_image(&s, &format!("/output=f:png/{plain}")).to_rgb8().get_pixel(8, 8).0,
+        px,
+        "untagged pixels untouched"
+    );
+}

@@ -11,13 +11,15 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 use std::io::Cursor;
 
 /// What a header says, before any pixel is decoded.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Probe {
     pub format: Format,
     /// Stored dimensions (before orientation).
     pub width: u32,
     pub height: u32,
     pub orientation: Orientation,
+    /// Embedded ICC profile, if any.
+    pub icc: Option<Vec<u8>>,
 }
 
 impl Probe {
@@ -45,15 +47,20 @@ pub fn probe(bytes: &[u8], format: Format, max_pixels: u64) -> Result<Probe> {
         _ => None,
     };
     let p = match jpeg_header {
-        Some(h) => {
-            Probe { format, width: h.width as u32, height: h.height as u32, orientation: jpeg_orientation(bytes) }
-        }
+        Some(h) => Probe {
+            format,
+            width: h.width as u32,
+            height: h.height as u32,
+            orientation: jpeg_orientation(bytes),
+            icc: super::colour::jpeg_icc(bytes),
+        },
         // not a JPEG, or one libjpeg-turbo refuses: the image crate is more lenient
         None => {
             let mut decoder = reader(bytes, max_pixels)?.into_decoder().map_err(|e| corrupt(format, e))?;
             let (width, height) = decoder.dimensions();
             let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-            Probe { format, width, height, orientation }
+            let icc = decoder.icc_profile().ok().flatten();
+            Probe { format, width, height, orientation, icc }
         }
     };
     check_pixels(p.width, p.height, max_pixels)?;

@@ -1,6 +1,7 @@
 //! Image pipeline: sniff → probe (pixel limit) → decode with shrink-on-load → orient → tasks →
 //! encode. Pure CPU work: callers run it on the blocking pool, never on the async executor.
 
+pub mod colour;
 pub mod decode;
 pub mod encode;
 pub mod format;
@@ -79,6 +80,9 @@ pub fn run_with(
             }
             _ => ops::apply(img, op, limits.max_pixels)?,
         };
+    }
+    if let Some(icc) = &probe.icc {
+        colour::to_srgb(&mut img, icc);
     }
     let mut out = output_format(job, input, negotiated);
     if out == Format::Webp && (img.width() > 16_383 || img.height() > 16_383) {
