@@ -98,7 +98,9 @@ impl fmt::Display for Error {
             | Error::Internal(m) => f.write_str(m),
             Error::Overloaded => f.write_str("server busy: transform queue is full, retry shortly"),
             Error::ClientGone => f.write_str("the client closed the connection before its transform started"),
-            Error::MethodNotAllowed => f.write_str("method not allowed: processing URLs take GET, HEAD or POST"),
+            Error::MethodNotAllowed => {
+                f.write_str("method not allowed: processing URLs take GET or HEAD (POST with a `store` task)")
+            }
         }
     }
 }

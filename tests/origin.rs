@@ -631,3 +631,30 @@ fn embedded_colour_profiles_are_converted_to_srgb() {
         "untagged pixels untouched"
     );
 }
+
+#[test]
+fn store_task_keeps_the_result_under_a_new_handle() {
+    let s = TestServer::start();
+    let h = s.upload_fixture("hopper.jpg");
+    for request in [
+        s.client().get(s.url(&format!("/KEY/store=filename:small.png/resize=w:20/output=f:png/{h}"))),
+        s.client().post(s.url(&format!("/store/{h}"))),
+    ] {
+        let r = request.send().unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let j: serde_json::Value = r.json().unwrap();
+        let new = j["handle"].as_str().unwrap().to_string();
+        assert_ne!(new, h);
+        assert!(j["url"].as_str().unwrap().ends_with(&new));
+        let stored = s.get(&format!("/{new}")).bytes().unwrap();
+        let img = decode(&stored);
+        if j["filename"] == "small.png" {
+            assert_eq!((img.width(), j["type"].as_str().unwrap()), (20, "image/png"));
+            assert_eq!(j["key"], "KEY");
+        } else {
+            assert_eq!(stored.len(), 6412, "bare store copies the source");
+        }
+    }
+    assert_eq!(s.client().post(s.url(&format!("/resize=w:20/{h}"))).send().unwrap().status(), 405);
+}

@@ -29,10 +29,24 @@ pub async fn handle(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
     let needs_key = !matches!(url.source, SourceSpec::Handle { .. });
     state.security.check_apikey(url.apikey.as_deref(), needs_key)?;
     let creds = url.security.clone().or_else(|| parsed.query.security());
-    let call = if parsed.job.is_some() { Call::Convert } else { Call::Read };
+    let stores = plan.tasks.iter().any(|t| t.name() == "store");
+    let call = match (&parsed.job, stores) {
+        (Some(_), _) => Call::Convert,
+        (None, true) => Call::Store,
+        (None, false) => Call::Read,
+    };
     state.security.authorize(creds.as_ref(), &access(call, &url.source, parsed.job.as_ref()))?;
     if url.debug {
         return Ok(debug_answer(url, plan));
+    }
+    if stores {
+        if call != Call::Store {
+            state.security.authorize(creds.as_ref(), &access(Call::Store, &url.source, parsed.job.as_ref()))?;
+        }
+        return store_result(&req, &state, &parsed).await;
+    }
+    if req.method() == Method::POST {
+        return Err(Error::MethodNotAllowed);
     }
     match &parsed.job {
         None => deliver_source(&req, &state, &url.source, &parsed.query).await,
@@ -197,6 +211,38 @@ pub struct Outcome {
 }
 
 async fn derivative(req: &HttpRequest, state: &web::Data<AppState>, parsed: Arc<Parsed>) -> Result<HttpResponse> {
+    let (outcome, key) = produce(req, state, &parsed).await?;
+    let (url, plan) = (&parsed.url, &parsed.plan);
+    let meta = &outcome.cached.meta;
+    let stem = match &url.source {
+        SourceSpec::Handle { handle } => {
+            state.store.meta(handle).await.map(|m| m.filename.clone()).unwrap_or_else(|_| handle.clone())
+        }
+        other => other.identity(),
+    };
+    let stem = stem.rsplit('/').next().unwrap_or("file").split(['.', '?']).next().unwrap_or("file").to_string();
+    let remaining = meta.expires.saturating_sub(cache::now());
+    Ok(Delivery {
+        bytes: outcome.cached.bytes.clone(),
+        content_type: meta.content_type.clone(),
+        checksum: meta.checksum.clone(),
+        modified: unix(meta.created),
+        caching: caching(state, plan.cache, remaining),
+        surrogate_keys: format!("{} d-{}", surrogate_source_key(&url.source), &hex::encode(key)[..16]),
+        vary_accept: meta.vary_accept,
+        disposition: Some(content_disposition(plan, &format!("{stem}.{}", meta.extension), parsed.query.download)),
+        cache_status: outcome.status,
+        timing: outcome.timing,
+    }
+    .respond(req))
+}
+
+/// The derivative's bytes: from the cache, or computed once (single-flight) and stored.
+async fn produce(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    parsed: &Arc<Parsed>,
+) -> Result<(Outcome, cache::Key)> {
     let (url, plan) = (&parsed.url, &parsed.plan);
     let job = parsed.job.as_ref().expect("derivative needs a job");
     let negotiated = if job.negotiates() {
@@ -226,7 +272,7 @@ async fn derivative(req: &HttpRequest, state: &web::Data<AppState>, parsed: Arc<
         &overlay_versions,
     ]);
     let outcome = if plan.cache == CachePolicy::Disabled {
-        compute(state, &parsed, negotiated, None, move || peer.is_some_and(|c| c.gone())).await?
+        compute(state, parsed, negotiated, None, move || peer.is_some_and(|c| c.gone())).await?
     } else if let Some(hit) = lookup(state, key).await {
         hit
     } else {
@@ -246,28 +292,45 @@ async fn derivative(req: &HttpRequest, state: &web::Data<AppState>, parsed: Arc<
             })
             .await?
     };
-    let meta = &outcome.cached.meta;
-    let stem = match &url.source {
-        SourceSpec::Handle { handle } => {
-            state.store.meta(handle).await.map(|m| m.filename.clone()).unwrap_or_else(|_| handle.clone())
+    Ok((outcome, key))
+}
+
+/// The `store` task: keep the chain's result (or the source itself) under a new handle and answer
+/// Filestack's JSON. GET or POST (filestack-python posts); never cached.
+async fn store_result(req: &HttpRequest, state: &web::Data<AppState>, parsed: &Arc<Parsed>) -> Result<HttpResponse> {
+    let task = parsed.plan.tasks.iter().find(|t| t.name() == "store").expect("caller checked");
+    let text = |k: &str| task.get(k).and_then(Param::as_str).map(str::to_string);
+    let (bytes, mimetype, extension) = match &parsed.job {
+        Some(_) => {
+            let (outcome, _) = produce(req, state, parsed).await?;
+            let meta = &outcome.cached.meta;
+            (outcome.cached.bytes.clone(), meta.content_type.clone(), meta.extension.clone())
         }
-        other => other.identity(),
+        None => {
+            let bytes = state.sources.fetch(&parsed.url.source).await?;
+            match pipeline::format::sniff(&bytes) {
+                pipeline::format::Sniffed::Image(f) => (bytes, f.mime().to_string(), f.extension().to_string()),
+                _ => (bytes, "application/octet-stream".to_string(), "bin".to_string()),
+            }
+        }
     };
-    let stem = stem.rsplit('/').next().unwrap_or("file").split(['.', '?']).next().unwrap_or("file").to_string();
-    let remaining = meta.expires.saturating_sub(cache::now());
-    Ok(Delivery {
-        bytes: outcome.cached.bytes.clone(),
-        content_type: meta.content_type.clone(),
-        checksum: meta.checksum.clone(),
-        modified: unix(meta.created),
-        caching: caching(state, plan.cache, remaining),
-        surrogate_keys: format!("{} d-{}", surrogate_source_key(&url.source), &hex::encode(key)[..16]),
-        vary_accept: meta.vary_accept,
-        disposition: Some(content_disposition(plan, &format!("{stem}.{}", meta.extension), parsed.query.download)),
-        cache_status: outcome.status,
-        timing: outcome.timing,
-    }
-    .respond(req))
+    let upload = crate::store::Upload {
+        filename: text("filename").or_else(|| Some(format!("stored.{extension}"))),
+        mimetype: Some(mimetype),
+        container: text("container"),
+        path: text("path"),
+        ..Default::default()
+    };
+    let meta = state.store.put(None, bytes, upload).await?;
+    Ok(json(serde_json::json!({
+        "url": format!("{}/{}", state.public_url, meta.handle),
+        "handle": meta.handle,
+        "size": meta.size,
+        "type": meta.mimetype,
+        "filename": meta.filename,
+        "container": meta.container,
+        "key": parsed.url.apikey,
+    })))
 }
 
 async fn lookup(state: &web::Data<AppState>, key: cache::Key) -> Option<Outcome> {

@@ -387,7 +387,7 @@ pub static TASKS: &[TaskSpec] = &[
     t("cache", true, Control, &[o("expiry", "e", IntOr(0, 31536000, &["max"]))]),
     t("debug", true, Control, NONE),
     t("security", false, Control, &[o("policy", "p", Str), o("signature", "s", Str)]),
-    t("store", true, NotImplemented, STORE_OPTS),
+    t("store", true, Control, STORE_OPTS),
     t("fallback", false, NotImplemented, &[o("handle", "file", Str), o("cache", "", Int(0, 31536000))]),
     t("content", false, Control, &[o("filename", "", Str), o("type", "", Enum(&["inline", "attachment"]))]),
     t("zip", true, NotImplemented, NONE),
