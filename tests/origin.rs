@@ -658,3 +658,24 @@ fn store_task_keeps_the_result_under_a_new_handle() {
     }
     assert_eq!(s.client().post(s.url(&format!("/resize=w:20/{h}"))).send().unwrap().status(), 405);
 }
+
+#[test]
+fn fallback_answers_when_the_source_or_the_chain_fails() {
+    let s = TestServer::start();
+    let fb = s.upload_fixture("hopper.png");
+    let text = s.upload(b"just some text", "notes.txt");
+    for source in ["AAAAAAAAAAAAAAAAAAAA", text.as_str()] {
+        let r = s.get(&format!("/fallback=handle:{fb},cache:60/resize=w:20/{source}"));
+        assert_eq!(r.status(), 200, "{source}");
+        assert_eq!(r.headers()["cache-control"], "public, max-age=60");
+        assert_eq!(r.bytes().unwrap(), common::fixture("hopper.png"));
+    }
+    // Python spells it file:
+    assert_eq!(s.get(&format!("/fallback=file:{fb}/AAAAAAAAAAAAAAAAAAAA")).status(), 200);
+    assert_eq!(s.get("/resize=w:20/AAAAAAAAAAAAAAAAAAAA").status(), 404, "no fallback, no rescue");
+    assert_eq!(
+        s.get(&format!("/fallback=handle:{fb}/resize=w:0/{text}")).status(),
+        400,
+        "a bad request is not rescued"
+    );
+}

@@ -48,10 +48,42 @@ pub async fn handle(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
     if req.method() == Method::POST {
         return Err(Error::MethodNotAllowed);
     }
-    match &parsed.job {
+    let fallback = fallback(plan)?;
+    let answer = match &parsed.job {
         None => deliver_source(&req, &state, &url.source, &parsed.query).await,
-        Some(_) => derivative(&req, &state, parsed).await,
+        Some(_) => derivative(&req, &state, parsed.clone()).await,
+    };
+    match (answer, fallback) {
+        (Err(e), Some((handle, max_age))) if fallback_applies(&e) => {
+            tracing::info!(error = %e, fallback = %handle, "answering with the fallback file");
+            let source = SourceSpec::handle(handle);
+            state.security.authorize(creds.as_ref(), &access(Call::Read, &source, None))?;
+            let mut response = deliver_source(&req, &state, &source, &parsed.query).await?;
+            let cache_control = format!("public, max-age={max_age}");
+            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&cache_control) {
+                response.headers_mut().insert(actix_web::http::header::CACHE_CONTROL, v);
+            }
+            Ok(response)
+        }
+        (answer, _) => answer,
     }
+}
+
+/// `fallback=handle:H,cache:N`: the file to answer with when the source or the chain fails, and
+/// how long that answer may be cached (default: one hour).
+fn fallback(plan: &Plan) -> Result<Option<(String, u64)>> {
+    let Some(task) = plan.tasks.iter().find(|t| t.name() == "fallback") else { return Ok(None) };
+    let handle = task.get("handle").and_then(Param::as_str).unwrap_or_default();
+    if !url::is_valid_handle(handle) {
+        return Err(Error::bad_option("fallback", "handle", "the fallback must be a stored file's handle"));
+    }
+    let max_age = task.get("cache").and_then(Param::as_i64).map(|n| n as u64).unwrap_or(3600);
+    Ok(Some((handle.to_string(), max_age)))
+}
+
+/// Failures of the source or of the pipeline; never a refusal (403) or a malformed request.
+fn fallback_applies(e: &Error) -> bool {
+    matches!(e.status(), 404 | 413 | 415 | 422 | 500 | 502)
 }
 
 /// A processing URL parsed, validated and compiled once. Repeated requests for one URL (the hit

@@ -388,7 +388,7 @@ pub static TASKS: &[TaskSpec] = &[
     t("debug", true, Control, NONE),
     t("security", false, Control, &[o("policy", "p", Str), o("signature", "s", Str)]),
     t("store", true, Control, STORE_OPTS),
-    t("fallback", false, NotImplemented, &[o("handle", "file", Str), o("cache", "", Int(0, 31536000))]),
+    t("fallback", false, Control, &[o("handle", "file", Str), o("cache", "", Int(0, 31536000))]),
     t("content", false, Control, &[o("filename", "", Str), o("type", "", Enum(&["inline", "attachment"]))]),
     t("zip", true, NotImplemented, NONE),
     // recognition, documents, audio/video and other services
