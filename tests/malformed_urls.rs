@@ -1499,11 +1499,7 @@ fn bad_security_segments_are_refused_when_a_secret_is_set() {
 
     let (up, us) = signed(format!(r#"{{"expiry":{},"call":["pick","store","read","convert"]}}"#, now + 3600));
     let resp = server
-        .client()
-        .post(server.url(&format!("/api/store/S3?key=test&filename=hopper.jpg&policy={up}&signature={us}")))
-        .body(common::fixture("hopper.jpg"))
-        .send()
-        .unwrap();
+        .store(&common::fixture("hopper.jpg"), &format!("key=test&filename=hopper.jpg&policy={up}&signature={us}"));
     assert_eq!(resp.status(), 200, "signed upload refused: {:?}", resp.text());
     let h = resp.json::<serde_json::Value>().unwrap()["handle"].as_str().unwrap().to_string();
 

@@ -26,12 +26,7 @@ fn signed_policies_gate_every_call_and_refusals_are_not_cached() {
     let s = TestServer::start_with_env(&[("REFRACT_SECRET", SECRET)]);
     let all = security(r#"{"expiry":4102444800}"#);
     let (p, sig) = (b64(r#"{"expiry":4102444800}"#), sign(&b64(r#"{"expiry":4102444800}"#)));
-    let r = s
-        .client()
-        .post(s.url(&format!("/api/store/S3?key=k&policy={p}&signature={sig}")))
-        .body(common::fixture("hopper.jpg"))
-        .send()
-        .unwrap();
+    let r = s.store(&common::fixture("hopper.jpg"), &format!("key=k&policy={p}&signature={sig}"));
     assert_eq!(r.status(), 200);
     let h = r.json::<serde_json::Value>().unwrap()["handle"].as_str().unwrap().to_string();
 
@@ -78,12 +73,12 @@ fn signed_policies_gate_every_call_and_refusals_are_not_cached() {
 #[test]
 fn configured_api_keys_are_enforced() {
     let s = TestServer::start_with_env(&[("REFRACT_API_KEYS", "goodkey")]);
-    let r = s.client().post(s.url("/api/store/S3")).body(common::fixture("hopper.jpg")).send().unwrap();
+    let r = s.store(&common::fixture("hopper.jpg"), "");
     assert_eq!(r.status(), 403, "uploads need a key");
-    let r = s.client().post(s.url("/api/store/S3?key=badkey")).body(common::fixture("hopper.jpg")).send().unwrap();
+    let r = s.store(&common::fixture("hopper.jpg"), "key=badkey");
     assert_eq!(r.status(), 403);
     let h = {
-        let r = s.client().post(s.url("/api/store/S3?key=goodkey")).body(common::fixture("hopper.jpg")).send().unwrap();
+        let r = s.store(&common::fixture("hopper.jpg"), "key=goodkey");
         r.json::<serde_json::Value>().unwrap()["handle"].as_str().unwrap().to_string()
     };
     assert_eq!(s.get(&format!("/resize=w:10/{h}")).status(), 200, "handles may go without a key");

@@ -85,6 +85,11 @@ impl TestServer {
         json["handle"].as_str().expect("handle in store answer").to_string()
     }
 
+    /// POST bytes to the store API with extra query parameters (key, policy, signature…).
+    pub fn store(&self, bytes: &[u8], query: &str) -> reqwest::blocking::Response {
+        self.client().post(self.url(&format!("/api/store/S3?{query}"))).body(bytes.to_vec()).send().expect("upload")
+    }
+
     pub fn upload_fixture(&self, name: &str) -> String {
         self.upload(&fixture(name), name)
     }
