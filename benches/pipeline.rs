@@ -4,10 +4,15 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use refract::pipeline::decode::{decode, probe};
 use refract::pipeline::job::{Align, Fit, ImageJob, Op, OutputSpec};
-use refract::pipeline::{encode, ops, Format, Limits};
+use refract::pipeline::{encode, ops, Budget, Format, Limits};
 use std::path::PathBuf;
 
-const MAX_PIXELS: u64 = 200_000_000;
+const LIMITS: Limits = Limits {
+    max_pixels: 200_000_000,
+    max_metadata_bytes: 16 << 20,
+    max_upscale: 16.0,
+    timeout: std::time::Duration::from_secs(600),
+};
 
 fn photo(name: &str) -> Option<Vec<u8>> {
     let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/images/photos").join(name);
@@ -41,12 +46,12 @@ fn bench_decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
     g.sample_size(10);
     for (name, bytes) in inputs() {
-        let p = probe(&bytes, Format::Jpeg, MAX_PIXELS).unwrap();
+        let p = probe(&bytes, Format::Jpeg, &LIMITS).unwrap();
         g.bench_with_input(BenchmarkId::new("full", name), &bytes, |b, bytes| {
-            b.iter(|| decode(bytes, &p, None, MAX_PIXELS).unwrap())
+            b.iter(|| decode(bytes, &p, None, &LIMITS).unwrap())
         });
         g.bench_with_input(BenchmarkId::new("shrink_to_800", name), &bytes, |b, bytes| {
-            b.iter(|| decode(bytes, &p, Some((800, 450)), MAX_PIXELS).unwrap())
+            b.iter(|| decode(bytes, &p, Some((800, 450)), &LIMITS).unwrap())
         });
     }
     g.finish();
@@ -54,15 +59,15 @@ fn bench_decode(c: &mut Criterion) {
 
 fn bench_resize_encode(c: &mut Criterion) {
     let Some(bytes) = photo("kleiber-6028x3391.jpg").or_else(|| photo("fossa-4096x2304.jpg")) else { return };
-    let p = probe(&bytes, Format::Jpeg, MAX_PIXELS).unwrap();
-    let decoded = decode(&bytes, &p, Some((800, 450)), MAX_PIXELS).unwrap();
+    let p = probe(&bytes, Format::Jpeg, &LIMITS).unwrap();
+    let decoded = decode(&bytes, &p, Some((800, 450)), &LIMITS).unwrap();
     let mut g = c.benchmark_group("resize");
     g.sample_size(20);
     g.bench_function("lanczos3_to_800", |b| {
-        b.iter(|| ops::apply(decoded.clone(), &resize_op(800), MAX_PIXELS).unwrap())
+        b.iter(|| ops::apply(decoded.clone(), &resize_op(800), &Budget::start(LIMITS)).unwrap())
     });
     g.finish();
-    let small = ops::apply(decoded, &resize_op(800), MAX_PIXELS).unwrap();
+    let small = ops::apply(decoded, &resize_op(800), &Budget::start(LIMITS)).unwrap();
     let mut g = c.benchmark_group("encode_800");
     g.sample_size(10);
     for format in [Format::Jpeg, Format::Webp, Format::Png, Format::Avif, Format::Gif] {
@@ -74,7 +79,7 @@ fn bench_resize_encode(c: &mut Criterion) {
 fn bench_end_to_end(c: &mut Criterion) {
     let mut g = c.benchmark_group("end_to_end_800");
     g.sample_size(10);
-    let limits = Limits { max_pixels: MAX_PIXELS };
+    let limits = LIMITS;
     for (name, bytes) in inputs() {
         for format in [Format::Jpeg, Format::Webp] {
             let job = ImageJob {

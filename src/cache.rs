@@ -41,6 +41,9 @@ pub struct EntryMeta {
     pub last_access: u64,
     /// Source identity, for purges.
     pub source: String,
+    /// Other stored files the bytes depend on (watermarks), also purged by.
+    #[serde(default)]
+    pub overlays: Vec<String>,
     /// The format was negotiated from `Accept`.
     pub vary_accept: bool,
 }
@@ -68,6 +71,9 @@ pub struct Cache {
     by_source: sled::Tree,
     blobs: PathBuf,
     hot: moka::sync::Cache<Key, Arc<Cached>>,
+    /// Memory hits whose access time the index should learn; written by the sweeper, so a hit
+    /// on the async executor never waits for sled.
+    touched: std::sync::Mutex<std::collections::HashMap<Key, u64>>,
     disk_bytes: AtomicU64,
     max_bytes: u64,
 }
@@ -91,7 +97,8 @@ impl Cache {
         let disk: u64 =
             entries.iter().values().filter_map(|v| v.ok()).filter_map(|v| decode_meta(&v)).map(|m| m.length).sum();
         METRICS.cache_disk_bytes.set(disk as i64);
-        Ok(Cache { entries, by_source, blobs, hot, disk_bytes: AtomicU64::new(disk), max_bytes })
+        let touched = Default::default();
+        Ok(Cache { entries, by_source, blobs, hot, touched, disk_bytes: AtomicU64::new(disk), max_bytes })
     }
 
     fn blob_path(&self, key: &Key) -> PathBuf {
@@ -111,7 +118,7 @@ impl Cache {
         // size-based eviction does not pick them first
         if now.saturating_sub(hit.touched.load(Ordering::Relaxed)) > TOUCH_EVERY_SECS {
             hit.touched.store(now, Ordering::Relaxed);
-            self.touch(key, now);
+            self.touched.lock().unwrap_or_else(|e| e.into_inner()).insert(*key, now);
         }
         Some(hit)
     }
@@ -173,7 +180,9 @@ impl Cache {
         let old = self.entries.insert(key, serde_json::to_vec(&cached.meta)?).map_err(std::io::Error::other)?;
         let old_len = old.as_deref().and_then(decode_meta).map(|m| m.length).unwrap_or(0);
         self.account(cached.meta.length, old_len);
-        self.by_source.insert(source_key(&cached.meta.source, key), &[]).map_err(std::io::Error::other)?;
+        for source in std::iter::once(&cached.meta.source).chain(&cached.meta.overlays) {
+            self.by_source.insert(source_key(source, key), &[]).map_err(std::io::Error::other)?;
+        }
         Ok(())
     }
 
@@ -197,11 +206,14 @@ impl Cache {
     fn remove(&self, key: &Key, seen: &EntryMeta) {
         self.hot.invalidate(key);
         let removed = self.entries.remove(key).ok().flatten().and_then(|v| decode_meta(&v));
+        for meta in removed.iter().chain([seen]) {
+            for source in std::iter::once(&meta.source).chain(&meta.overlays) {
+                self.by_source.remove(source_key(source, key)).ok();
+            }
+        }
         if let Some(meta) = &removed {
             self.account(0, meta.length);
-            self.by_source.remove(source_key(&meta.source, key)).ok();
         }
-        self.by_source.remove(source_key(&seen.source, key)).ok();
         std::fs::remove_file(self.blob_path(key)).ok();
     }
 
@@ -227,8 +239,17 @@ impl Cache {
         keys.len()
     }
 
+    /// Write the access times of memory hits to the index (blocking: the sweeper calls it).
+    pub fn write_touches(&self) {
+        let pending = std::mem::take(&mut *self.touched.lock().unwrap_or_else(|e| e.into_inner()));
+        for (key, at) in pending {
+            self.touch(&key, at);
+        }
+    }
+
     /// Remove expired entries, then the least recently used ones while over budget.
     pub fn sweep(&self) -> usize {
+        self.write_touches();
         let now = now();
         let mut removed = 0;
         for (key, meta) in self.all_entries() {

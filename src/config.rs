@@ -51,6 +51,22 @@ pub struct Config {
     pub error_max_age_secs: u64,
     /// Storage aliases for `src://alias/path`: alias → local directory.
     pub aliases: BTreeMap<String, PathBuf>,
+    /// Metadata an image may carry (ICC, EXIF, XMP, text chunks), counted inflated; more is refused.
+    pub max_metadata_bytes: u64,
+    /// Tasks a processing URL may chain.
+    pub max_chain: usize,
+    /// How many times a resize may enlarge its source, per axis.
+    pub max_upscale: f64,
+    /// Budget of one transform, checked between steps and inside long loops.
+    pub transform_timeout_ms: u64,
+    /// Serve stored SVG inline (still sandboxed) instead of as an attachment.
+    pub inline_svg: bool,
+    /// Uploads read at once; more answer 503.
+    pub max_concurrent_uploads: usize,
+    /// An upload slower than this (after a 10 s grace) is cut with 408.
+    pub upload_min_bytes_per_sec: u64,
+    /// External URL sources are revalidated (conditional GET) after this many seconds.
+    pub source_revalidate_secs: u64,
 }
 
 impl Default for Config {
@@ -76,6 +92,14 @@ impl Default for Config {
             log_format: LogFormat::Human,
             error_max_age_secs: 60,
             aliases: BTreeMap::new(),
+            max_metadata_bytes: 16 << 20,
+            max_chain: 30,
+            max_upscale: 16.0,
+            transform_timeout_ms: 30_000,
+            inline_svg: false,
+            max_concurrent_uploads: 16,
+            upload_min_bytes_per_sec: 4096,
+            source_revalidate_secs: 3600,
         }
     }
 }
@@ -91,12 +115,73 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        let known = Config::field_names();
         for (name, value) in env {
             let Some(key) = name.strip_prefix("REFRACT_") else { continue };
             let key = key.to_ascii_lowercase();
+            // Orchestrators inject variables of their own (Kubernetes: `REFRACT_PORT=tcp://…` for a
+            // Service named `refract`); a typo must not pass silently, but neither may it stop a pod.
+            if !known.contains(&key) {
+                eprintln!("refract: warning: ignoring unknown environment variable {name}");
+                continue;
+            }
             table.insert(key, env_value(&value, name.ends_with("_KEYS")));
         }
-        Config::deserialize(toml::Value::Table(table)).map_err(|e| format!("configuration: {}", e.message()))
+        let config =
+            Config::deserialize(toml::Value::Table(table)).map_err(|e| format!("configuration: {}", e.message()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every field's name, as the file and the environment spell it.
+    fn field_names() -> Vec<String> {
+        match toml::Value::try_from(Config::default()) {
+            Ok(toml::Value::Table(t)) => {
+                let mut names: Vec<String> = t.keys().cloned().collect();
+                // optional fields are absent from a serialized default
+                names.extend(["public_url".to_string(), "secret".to_string()]);
+                names
+            }
+            _ => vec!["public_url".to_string(), "secret".to_string()],
+        }
+    }
+
+    /// Ranges and combinations, checked once at start: one line naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let bad = |field: &str, why: &str| Err(format!("configuration: `{field}` {why}"));
+        if let Some(secret) = &self.secret {
+            if secret.len() < MIN_SECRET_LEN || secret.bytes().all(|b| b == secret.as_bytes()[0]) {
+                return bad(
+                    "secret",
+                    &format!(
+                        "must be at least {MIN_SECRET_LEN} bytes of real entropy (unset it to disable signatures)"
+                    ),
+                );
+            }
+        }
+        let ranges: [(&str, u64, u64, u64); 9] = [
+            ("max_pixels", self.max_pixels, 1, 1 << 32),
+            ("max_upload_bytes", self.max_upload_bytes, 1, 1 << 40),
+            ("max_source_bytes", self.max_source_bytes, 1, 1 << 40),
+            ("workers", self.workers as u64, 0, 1024),
+            ("max_chain", self.max_chain as u64, 1, 1000),
+            ("transform_timeout_ms", self.transform_timeout_ms, 1, 3_600_000),
+            ("max_concurrent_uploads", self.max_concurrent_uploads as u64, 1, 100_000),
+            ("cache_ttl_secs", self.cache_ttl_secs, 1, 10 * 365 * 86_400),
+            ("max_metadata_bytes", self.max_metadata_bytes, 1024, 1 << 30),
+        ];
+        for (field, value, lo, hi) in ranges {
+            if !(lo..=hi).contains(&value) {
+                return bad(field, &format!("is {value}; allowed {lo}..={hi}"));
+            }
+        }
+        if !(1.0..=1000.0).contains(&self.max_upscale) {
+            return bad("max_upscale", "must be between 1 and 1000");
+        }
+        if self.cache_memory_bytes > self.cache_max_bytes {
+            return bad("cache_memory_bytes", "is larger than cache_max_bytes");
+        }
+        Ok(())
     }
 
     pub fn workers(&self) -> usize {
@@ -112,6 +197,9 @@ impl Config {
     }
 }
 
+/// Shorter app secrets are refused at start: an HMAC key that can be guessed protects nothing.
+pub const MIN_SECRET_LEN: usize = 16;
+
 fn env_value(v: &str, list: bool) -> toml::Value {
     if list {
         return toml::Value::Array(
@@ -120,6 +208,9 @@ fn env_value(v: &str, list: bool) -> toml::Value {
     }
     if let Ok(i) = v.parse::<i64>() {
         return toml::Value::Integer(i);
+    }
+    if let Ok(f) = v.parse::<f64>() {
+        return toml::Value::Float(f);
     }
     match v {
         "true" => toml::Value::Boolean(true),
@@ -137,8 +228,31 @@ mod tests {
         let env = vec![("REFRACT_CACHE_TTL_SECS".to_string(), "5".to_string()), ("HOME".into(), "/x".into())];
         let c = Config::load(None, env.into_iter()).unwrap();
         assert_eq!(c.cache_ttl_secs, 5);
-        let bad = vec![("REFRACT_CACHE_TTL".to_string(), "5".to_string())];
-        let e = Config::load(None, bad.into_iter()).unwrap_err();
+        // unknown variables (an orchestrator's, or a typo) are warned about and ignored
+        let k8s = [("REFRACT_PORT", "tcp://10.0.0.7:8080"), ("REFRACT_SERVICE_HOST", "10.0.0.7")];
+        let c = Config::load(None, k8s.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+        assert_eq!(c.listen, Config::default().listen);
+    }
+
+    #[test]
+    fn the_file_stays_strict() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "cache_ttl = 5\n").unwrap();
+        let e = Config::load(Some(&path), std::iter::empty()).unwrap_err();
         assert!(e.contains("cache_ttl"), "{e}");
+    }
+
+    #[test]
+    fn weak_secrets_and_ranges_are_refused() {
+        let load = |k: &str, v: &str| Config::load(None, std::iter::once((k.to_string(), v.to_string())));
+        for weak in ["", "short", "aaaaaaaaaaaaaaaaaaaa"] {
+            assert!(load("REFRACT_SECRET", weak).unwrap_err().contains("secret"), "{weak:?}");
+        }
+        assert!(load("REFRACT_SECRET", "a-long-enough-secret").is_ok());
+        assert!(load("REFRACT_MAX_PIXELS", "0").unwrap_err().contains("max_pixels"));
+        assert!(load("REFRACT_WORKERS", "100000").unwrap_err().contains("workers"));
+        assert!(load("REFRACT_MAX_UPSCALE", "0.5").unwrap_err().contains("max_upscale"));
+        assert_eq!(load("REFRACT_MAX_UPSCALE", "2.5").unwrap().max_upscale, 2.5);
     }
 }

@@ -16,6 +16,8 @@ pub enum Error {
     NotFound(String),
     /// A processing URL asked with a method other than GET, HEAD or POST.
     MethodNotAllowed,
+    /// The client sent its request too slowly.
+    Timeout(String),
     /// Request body over the configured limit.
     PayloadTooLarge(String),
     /// The bytes are not something we can decode, or exceed the pixel limit.
@@ -57,6 +59,7 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::MethodNotAllowed => 405,
+            Error::Timeout(_) => 408,
             Error::PayloadTooLarge(_) => 413,
             Error::UnsupportedMedia(_) => 415,
             Error::Unprocessable(_) => 422,
@@ -92,6 +95,7 @@ impl fmt::Display for Error {
             Error::Forbidden(m)
             | Error::NotFound(m)
             | Error::PayloadTooLarge(m)
+            | Error::Timeout(m)
             | Error::Unprocessable(m)
             | Error::UnsupportedMedia(m)
             | Error::BadGateway(m)

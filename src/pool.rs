@@ -38,21 +38,45 @@ impl Pool {
         Pool { admission: Arc::new(Semaphore::new(workers + queue)), workers: Arc::new(Semaphore::new(workers)) }
     }
 
-    /// Run `job` on a blocking thread once a worker is free. When the worker frees up and
-    /// `abandoned()` says nobody wants the result any more, the job is skipped.
+    /// A place in the queue, or 503 at once when the queue is full. Taken before the source is
+    /// fetched, so a flood is refused before it is downloaded and buffered.
+    pub fn admit(&self) -> Result<Admission> {
+        let permit = self.admission.clone().try_acquire_owned().map_err(|_| Error::Overloaded)?;
+        METRICS.queue_depth.inc();
+        Ok(Admission { permit, depth: DepthGuard, workers: self.workers.clone() })
+    }
+
+    /// Admission and run in one step.
     pub async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> Result<T> + Send + 'static,
         abandoned: impl Fn() -> bool + Send + 'static,
     ) -> Result<T> {
-        let admitted = self.admission.clone().try_acquire_owned().map_err(|_| Error::Overloaded)?;
-        METRICS.queue_depth.inc();
-        let depth = DepthGuard;
+        self.admit()?.run(job, abandoned).await
+    }
+}
+
+/// A request's place in the pool's queue; dropping it gives the place back.
+pub struct Admission {
+    permit: tokio::sync::OwnedSemaphorePermit,
+    depth: DepthGuard,
+    workers: Arc<Semaphore>,
+}
+
+impl Admission {
+    /// Run `job` on a blocking thread once a worker is free. When the worker frees up and
+    /// `abandoned()` says nobody wants the result any more, the job is skipped.
+    pub async fn run<T: Send + 'static>(
+        self,
+        job: impl FnOnce() -> Result<T> + Send + 'static,
+        abandoned: impl Fn() -> bool + Send + 'static,
+    ) -> Result<T> {
+        let Admission { permit, depth, workers } = self;
         let cancelled = Arc::new(AtomicBool::new(false));
         let _cancel_on_drop = CancelOnDrop(cancelled.clone());
-        let worker = self.workers.clone().acquire_owned().await.map_err(Error::internal)?;
+        let worker = workers.acquire_owned().await.map_err(Error::internal)?;
         let result = tokio::task::spawn_blocking(move || {
-            let _slots = (admitted, worker, depth);
+            let _slots = (permit, worker, depth);
             if cancelled.load(Ordering::Relaxed) || abandoned() {
                 METRICS.transforms.with_label_values(&["abandoned"]).inc();
                 return Err(Error::ClientGone);

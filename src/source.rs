@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::METRICS;
+use crate::netguard;
 use crate::store::Store;
 use crate::url::SourceSpec;
 use bytes::Bytes;
@@ -24,11 +25,26 @@ pub struct Version {
     pub modified: Option<u64>,
 }
 
+/// What is known of an external URL: the version of its bytes (blake3) and the validators a
+/// conditional request sends when the record is older than the revalidation interval.
+#[derive(Debug, Clone)]
+struct Remote {
+    version: String,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    modified: Option<u64>,
+}
+
 pub struct Sources {
     store: Arc<Store>,
     http: reqwest::Client,
     aliases: BTreeMap<String, PathBuf>,
+    /// External bytes by version.
     fetched: moka::future::Cache<String, Bytes>,
+    /// Records checked within the revalidation interval (their expiry is the interval).
+    fresh: moka::future::Cache<String, Arc<Remote>>,
+    /// Every record still remembered, for its validators.
+    known: moka::future::Cache<String, Arc<Remote>>,
     max_bytes: u64,
     allow_private: bool,
     /// External downloads in progress; more are refused (503) rather than buffered.
@@ -65,8 +81,12 @@ impl Sources {
             fetched: moka::future::Cache::builder()
                 .weigher(|_k: &String, v: &Bytes| v.len().min(u32::MAX as usize) as u32)
                 .max_capacity(config.source_memory_bytes)
-                .time_to_live(Duration::from_secs(600))
                 .build(),
+            fresh: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(config.source_revalidate_secs.max(1)))
+                .build(),
+            known: moka::future::Cache::new(100_000),
             max_bytes: config.max_source_bytes,
             allow_private,
             fetch_slots: tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES),
@@ -84,7 +104,7 @@ impl Sources {
                 })
             }
             SourceSpec::Alias { .. } => {
-                let path = self.alias_path(spec)?;
+                let path = self.alias_path(spec).await?;
                 let md = tokio::fs::metadata(&path)
                     .await
                     .map_err(|_| Error::NotFound(format!("no file at {}", spec.identity())))?;
@@ -98,11 +118,57 @@ impl Sources {
                     modified: mtime.map(|d| d.as_secs()),
                 })
             }
-            SourceSpec::Url { .. } => Ok(Version { identity: spec.identity(), version: String::new(), modified: None }),
+            SourceSpec::Url { url } => {
+                let remote = self.remote(url).await?;
+                Ok(Version { identity: spec.identity(), version: remote.version.clone(), modified: remote.modified })
+            }
             SourceSpec::List { .. } => {
                 Err(Error::bad("a list of sources needs a task that combines them (collage, animate, zip)"))
             }
         }
+    }
+
+    /// Whether `version` of this source can be answered without a network request.
+    pub async fn is_fresh(&self, spec: &SourceSpec) -> bool {
+        match spec {
+            SourceSpec::Url { url } => self.fresh.contains_key(url),
+            _ => true,
+        }
+    }
+
+    /// The URL's record, revalidated (conditional GET) once it is older than the interval.
+    /// Concurrent callers share one request.
+    async fn remote(&self, url: &str) -> Result<Arc<Remote>> {
+        let init = async {
+            let previous = self.known.get(url).await;
+            let remote = self.download(url, previous.as_deref()).await?;
+            self.known.insert(url.to_string(), remote.clone()).await;
+            Ok(remote)
+        };
+        self.fresh.try_get_with(url.to_string(), init).await.map_err(|e: Arc<Error>| (*e).clone())
+    }
+
+    /// GET the URL (conditionally when its bytes are still in memory); keep the bytes by version.
+    async fn download(&self, url: &str, previous: Option<&Remote>) -> Result<Arc<Remote>> {
+        let cached = match previous {
+            Some(p) => self.fetched.get(&p.version).await.map(|_| p),
+            None => None,
+        };
+        let (bytes, validators) = match self.fetch_url(url, cached).await? {
+            Fetched::NotModified => return Ok(Arc::new(cached.expect("conditional only when cached").clone())),
+            Fetched::Body(bytes, validators) => (bytes, validators),
+        };
+        let hashed = bytes.clone();
+        let version = tokio::task::spawn_blocking(move || blake3::hash(&hashed).to_hex().to_string())
+            .await
+            .map_err(Error::internal)?;
+        self.fetched.insert(version.clone(), bytes).await;
+        let (etag, last_modified) = validators;
+        let modified = last_modified
+            .as_deref()
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs()));
+        Ok(Arc::new(Remote { version, etag, last_modified, modified }))
     }
 
     pub async fn fetch(&self, spec: &SourceSpec) -> Result<Bytes> {
@@ -114,15 +180,21 @@ impl Sources {
             }
             SourceSpec::Alias { .. } => {
                 METRICS.source_fetches.with_label_values(&["alias"]).inc();
-                let path = self.alias_path(spec)?;
+                let path = self.alias_path(spec).await?;
                 tokio::fs::read(&path)
                     .await
                     .map(Bytes::from)
                     .map_err(|_| Error::NotFound(format!("no file at {}", spec.identity())))
             }
             SourceSpec::Url { url } => {
-                let url = url.clone();
-                self.fetched.try_get_with(url.clone(), self.fetch_url(url)).await.map_err(|e: Arc<Error>| (*e).clone())
+                let remote = self.remote(url).await?;
+                if let Some(bytes) = self.fetched.get(&remote.version).await {
+                    return Ok(bytes);
+                }
+                // evicted from memory since: download again (a changed remote gets a new record)
+                self.fresh.invalidate(url).await;
+                let remote = self.remote(url).await?;
+                self.fetched.get(&remote.version).await.ok_or_else(|| Error::internal("source evicted twice"))
             }
             SourceSpec::List { .. } => {
                 Err(Error::bad("a list of sources needs a task that combines them (collage, animate, zip)"))
@@ -132,25 +204,36 @@ impl Sources {
 
     /// The file behind `src://alias/path`, which must stay inside the alias's directory even
     /// through symlinks.
-    fn alias_path(&self, spec: &SourceSpec) -> Result<PathBuf> {
+    async fn alias_path(&self, spec: &SourceSpec) -> Result<PathBuf> {
         let SourceSpec::Alias { alias, path } = spec else { unreachable!("alias_path on a non-alias") };
         let root =
             self.aliases.get(alias).ok_or_else(|| Error::NotFound(format!("unknown storage alias `{alias}`")))?;
         let missing = || Error::NotFound(format!("no file at {}", spec.identity()));
-        let root = root.canonicalize().map_err(|_| missing())?;
-        let full = root.join(path).canonicalize().map_err(|_| missing())?;
+        // tokio's canonicalize runs on the blocking pool
+        let root = tokio::fs::canonicalize(root).await.map_err(|_| missing())?;
+        let full = tokio::fs::canonicalize(root.join(path)).await.map_err(|_| missing())?;
         if !full.starts_with(&root) {
             return Err(Error::Forbidden(format!("{} points outside its storage alias", spec.identity())));
         }
         Ok(full)
     }
 
-    async fn fetch_url(&self, url: String) -> Result<Bytes> {
+    async fn fetch_url(&self, url: &str, cached: Option<&Remote>) -> Result<Fetched> {
         METRICS.source_fetches.with_label_values(&["url"]).inc();
         let _slot = self.fetch_slots.try_acquire().map_err(|_| Error::Overloaded)?;
-        let parsed = reqwest::Url::parse(&url).map_err(|e| Error::bad(format!("invalid source URL: {e}")))?;
+        let parsed = reqwest::Url::parse(url).map_err(|e| Error::bad(format!("invalid source URL: {e}")))?;
         check_literal_host(&parsed, self.allow_private)?;
-        let resp = self.http.get(parsed).send().await.map_err(|e| fetch_error(&url, e))?;
+        let mut request = self.http.get(parsed);
+        if let Some(etag) = cached.and_then(|c| c.etag.as_deref()) {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        if let Some(date) = cached.and_then(|c| c.last_modified.as_deref()) {
+            request = request.header(reqwest::header::IF_MODIFIED_SINCE, date);
+        }
+        let resp = request.send().await.map_err(|e| fetch_error(url, e))?;
+        if resp.status() == reqwest::StatusCode::NOT_MODIFIED && cached.is_some() {
+            return Ok(Fetched::NotModified);
+        }
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
             return Err(if status == 404 {
@@ -162,10 +245,12 @@ impl Sources {
         if resp.content_length().is_some_and(|n| n > self.max_bytes) {
             return Err(Error::PayloadTooLarge(format!("source URL {url} is larger than {} bytes", self.max_bytes)));
         }
+        let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let validators = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
         let mut body = Vec::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| fetch_error(&url, e))?;
+            let chunk = chunk.map_err(|e| fetch_error(url, e))?;
             if body.len() as u64 + chunk.len() as u64 > self.max_bytes {
                 return Err(Error::PayloadTooLarge(format!(
                     "source URL {url} is larger than {} bytes",
@@ -174,66 +259,52 @@ impl Sources {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Bytes::from(body))
+        Ok(Fetched::Body(Bytes::from(body), validators))
     }
+}
+
+enum Fetched {
+    NotModified,
+    /// The bytes, with the remote's `ETag` and `Last-Modified`.
+    Body(Bytes, (Option<String>, Option<String>)),
 }
 
 fn fetch_error(url: &str, e: reqwest::Error) -> Error {
     let mut msg = e.to_string();
     let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
     while let Some(s) = src {
+        if let Some(refused) = s.downcast_ref::<Refused>() {
+            return Error::Forbidden(format!("source URL {url} refused: {refused}"));
+        }
         msg = format!("{msg}: {s}");
         src = s.source();
-    }
-    if msg.contains("private address") {
-        return Error::Forbidden(format!("source URL {url} refused: {msg}"));
     }
     Error::BadGateway(format!("fetching {url} failed: {msg}"))
 }
 
-/// Addresses an external source may not reach: loopback, private, link-local (cloud metadata),
-/// shared, multicast, unspecified, documentation ranges.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_private()
-                || (o[0] == 198 && (o[1] & 0xfe) == 18)
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
-                || o[0] >= 240)
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            // IPv4 carried inside IPv6: mapped, compatible, NAT64 (64:ff9b::/96), 6to4 (2002::/16)
-            let embedded = |hi: u16, lo: u16| {
-                IpAddr::V4(std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8))
-            };
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            if s[..6] == [0; 6] || (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4]) {
-                return is_public(embedded(s[6], s[7]));
-            }
-            if s[0] == 0x2002 {
-                return is_public(embedded(s[1], s[2]));
-            }
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || (s[0] & 0xffc0) == 0xfec0
-                || s[0] == 0x2001 && s[1] == 0x0db8)
-        }
+/// A destination the SSRF guard refuses, with the registry row that says why.
+#[derive(Debug)]
+pub struct Refused {
+    pub host: String,
+    pub ip: IpAddr,
+    pub range: &'static netguard::SpecialRange,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.range;
+        write!(f, "{} is {} in {} ({}, {}), not globally reachable", self.host, self.ip, r.prefix, r.name, r.rfc)
     }
+}
+
+impl std::error::Error for Refused {}
+
+/// The refusal for `ip`, unless private networks are allowed.
+fn refuse(host: &str, ip: IpAddr, allow_private: bool) -> Option<Refused> {
+    if allow_private {
+        return None;
+    }
+    netguard::refusal(ip).map(|range| Refused { host: host.to_string(), ip, range })
 }
 
 fn check_literal_host(url: &reqwest::Url, allow_private: bool) -> Result<()> {
@@ -248,10 +319,9 @@ fn check_literal_host(url: &reqwest::Url, allow_private: bool) -> Result<()> {
         }
         Err(_) => return Ok(()),
     };
-    if allow_private || is_public(ip) {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(format!("source URL host {ip} is a private address; refused")))
+    match refuse(host, ip, allow_private) {
+        None => Ok(()),
+        Some(refused) => Err(Error::Forbidden(format!("source URL refused: {refused}"))),
     }
 }
 
@@ -266,10 +336,22 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = addrs.into_iter().filter(|a| allow_private || is_public(a.ip())).collect();
+            let mut refusal = None;
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match refuse(name.as_str(), a.ip(), allow_private) {
+                    None => true,
+                    Some(r) => {
+                        refusal = Some(r);
+                        false
+                    }
+                })
+                .collect();
             if allowed.is_empty() {
-                let e: Box<dyn std::error::Error + Send + Sync> =
-                    format!("{} resolves only to private addresses", name.as_str()).into();
+                let e: Box<dyn std::error::Error + Send + Sync> = match refusal {
+                    Some(r) => Box::new(r),
+                    None => format!("{} resolves to no address", name.as_str()).into(),
+                };
                 return Err(e);
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)

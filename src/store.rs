@@ -95,12 +95,29 @@ impl Store {
 
     /// Store new bytes under `handle` (a new one when `None`).
     pub async fn put(&self, handle: Option<String>, bytes: Bytes, upload: Upload) -> Result<FileMeta> {
+        self.commit(handle, Content::Bytes(bytes), upload).await
+    }
+
+    /// A temporary file an upload is written to as it arrives (never held whole in memory).
+    pub async fn spool(&self) -> Result<Spool> {
+        let path = self.root.join(".tmp").join(format!("{:x}.upload", rand::random::<u64>()));
+        let file = tokio::fs::File::create(&path).await?;
+        Ok(Spool { file, spooled: Spooled { path, size: 0 } })
+    }
+
+    /// Store a spooled upload under `handle` (a new one when `None`): the file is renamed into
+    /// place, not copied.
+    pub async fn put_spooled(&self, handle: Option<String>, spooled: Spooled, upload: Upload) -> Result<FileMeta> {
+        self.commit(handle, Content::File(spooled), upload).await
+    }
+
+    async fn commit(&self, handle: Option<String>, content: Content, upload: Upload) -> Result<FileMeta> {
         let _guard = self.write_lock.lock().await;
         let handle = handle.unwrap_or_else(new_handle);
         Self::check(&handle)?;
         let dir = self.dir(&handle);
         let tmp = self.root.join(".tmp");
-        let meta = tokio::task::spawn_blocking(move || write_original(&dir, &tmp, &handle, &bytes, upload))
+        let meta = tokio::task::spawn_blocking(move || write_original(&dir, &tmp, &handle, content, upload))
             .await
             .map_err(Error::internal)??;
         self.meta.insert(meta.handle.clone(), Arc::new(meta.clone()));
@@ -151,6 +168,28 @@ impl Store {
         }
     }
 
+    /// The file a repeatable `store` request (identified by `token`) stored before, if it is
+    /// still there.
+    pub async fn stored_under(&self, token: &str) -> Option<Arc<FileMeta>> {
+        let path = self.root.join(".stored").join(token);
+        let handle = tokio::fs::read_to_string(&path).await.ok()?;
+        self.meta(handle.trim()).await.ok()
+    }
+
+    /// Remember which file a repeatable `store` request stored.
+    pub async fn remember_stored(&self, token: &str, handle: &str) {
+        let (dir, tmp) = (self.root.join(".stored"), self.root.join(".tmp"));
+        let (token, handle) = (token.to_string(), handle.to_string());
+        let written = tokio::task::spawn_blocking(move || {
+            fs::create_dir_all(&dir)?;
+            write_atomic(&tmp, &dir.join(token), handle.as_bytes())
+        })
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            tracing::warn!("could not record a store result; a repeat of the request will store again");
+        }
+    }
+
     pub async fn delete(&self, handle: &str) -> Result<Arc<FileMeta>> {
         let _guard = self.write_lock.lock().await;
         let meta = self.meta(handle).await?;
@@ -165,7 +204,22 @@ impl Store {
     }
 }
 
-fn write_original(dir: &Path, tmp: &Path, handle: &str, bytes: &[u8], upload: Upload) -> Result<FileMeta> {
+/// What a write stores: bytes in memory, or an upload spooled to disk.
+enum Content {
+    Bytes(Bytes),
+    File(Spooled),
+}
+
+fn write_original(dir: &Path, tmp: &Path, handle: &str, content: Content, upload: Upload) -> Result<FileMeta> {
+    let mapped = match &content {
+        Content::File(spooled) => Some(spooled.map()?),
+        Content::Bytes(_) => None,
+    };
+    let bytes: &[u8] = match (&content, &mapped) {
+        (Content::Bytes(b), _) => b,
+        (_, Some(m)) => m,
+        _ => unreachable!("a spooled file is mapped"),
+    };
     let version = blake3::hash(bytes).to_hex().to_string();
     let previous: Option<FileMeta> = fs::read(dir.join("meta.json")).ok().and_then(|t| serde_json::from_slice(&t).ok());
     if !dir.exists() {
@@ -176,7 +230,14 @@ fn write_original(dir: &Path, tmp: &Path, handle: &str, bytes: &[u8], upload: Up
         }
     }
     let data_path = dir.join(format!("{version}.bin"));
-    write_atomic(tmp, &data_path, bytes)?;
+    match &content {
+        Content::Bytes(b) => write_atomic(tmp, &data_path, b)?,
+        // the spool was fsynced when it was finished
+        Content::File(spooled) => {
+            fs::rename(&spooled.path, &data_path)?;
+            fs::File::open(dir)?.sync_all()?;
+        }
+    }
     let filename =
         upload.filename.or_else(|| previous.as_ref().map(|p| p.filename.clone())).unwrap_or_else(|| handle.to_string());
     let meta = FileMeta {
@@ -199,6 +260,60 @@ fn write_original(dir: &Path, tmp: &Path, handle: &str, bytes: &[u8], upload: Up
         fs::remove_file(dir.join(format!("{}.bin", prev.version))).ok();
     }
     Ok(meta)
+}
+
+/// An upload being written to disk as it arrives.
+pub struct Spool {
+    file: tokio::fs::File,
+    spooled: Spooled,
+}
+
+impl Spool {
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.file.write_all(chunk).await?;
+        self.spooled.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.spooled.size
+    }
+
+    /// Flush and fsync: the bytes are durable before they are stored under a handle.
+    pub async fn finish(mut self) -> Result<Spooled> {
+        use tokio::io::AsyncWriteExt;
+        self.file.flush().await?;
+        self.file.sync_all().await?;
+        Ok(self.spooled)
+    }
+}
+
+/// A complete upload in a temporary file; removed when dropped unless it was stored.
+pub struct Spooled {
+    path: PathBuf,
+    pub size: u64,
+}
+
+impl Spooled {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The bytes, mapped from the file (blocking: call on the blocking pool).
+    pub fn map(&self) -> std::io::Result<memmap2::Mmap> {
+        let file = fs::File::open(&self.path)?;
+        // SAFETY: the spool is a private temporary file of this process that nothing writes to
+        // once it is finished; it is renamed (not modified) when stored.
+        unsafe { memmap2::Mmap::map(&file) }
+    }
+}
+
+impl Drop for Spooled {
+    fn drop(&mut self) {
+        // after a successful store the file was renamed away and this fails harmlessly
+        fs::remove_file(&self.path).ok();
+    }
 }
 
 /// temp file + fsync + rename + fsync of the directory.

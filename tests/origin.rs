@@ -462,15 +462,19 @@ fn startup_problems_are_one_clear_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot listen on") && err.lines().count() == 1, "{err}");
 
+    // the file stays strict (unknown environment variables are only warned about: tests/hardening.rs)
+    let file = dir.path().join("refract.toml");
+    std::fs::write(&file, "no_such_setting = 1\n").unwrap();
     let out = std::process::Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
-        .env("REFRACT_NO_SUCH_SETTING", "1")
+        .arg("--config")
+        .arg(&file)
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no_such_setting"), "{err}");
+    assert!(err.contains("no_such_setting") && err.lines().count() == 1, "{err}");
 
     let out = std::process::Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", "/proc/refract-cannot-write"])

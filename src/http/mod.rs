@@ -27,6 +27,8 @@ pub struct AppState {
     pub sources: Sources,
     pub security: Security,
     pub pool: Pool,
+    /// Uploads being read; more are refused (503) rather than buffered.
+    pub uploads: tokio::sync::Semaphore,
     flights: Flights<Key, transform::Outcome>,
     parsed: moka::sync::Cache<String, Arc<transform::Parsed>>,
 }
@@ -82,12 +84,25 @@ impl AppState {
             sources: Sources::new(&config, store.clone()),
             security: Security::new(config.secret.as_deref(), &config.api_keys),
             pool: Pool::new(config.workers(), config.queue_len),
+            uploads: tokio::sync::Semaphore::new(config.max_concurrent_uploads),
             flights: Flights::default(),
             parsed: moka::sync::Cache::new(50_000),
             store,
             cache,
             config,
         })
+    }
+}
+
+impl AppState {
+    /// What one transform may cost.
+    pub fn limits(&self) -> crate::pipeline::Limits {
+        crate::pipeline::Limits {
+            max_pixels: self.config.max_pixels,
+            max_metadata_bytes: self.config.max_metadata_bytes,
+            max_upscale: self.config.max_upscale,
+            timeout: std::time::Duration::from_millis(self.config.transform_timeout_ms),
+        }
     }
 }
 
@@ -187,15 +202,18 @@ pub async fn serve(config: Config) -> Result<(), String> {
                 let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
                 let route = route_label(req.path());
                 let span = tracing::info_span!("request", id, method = %req.method(), path = %req.path());
-                let fut = srv.call(req).instrument(span.clone());
+                let fut = respond::REQUEST_ID.scope(id, srv.call(req)).instrument(span.clone());
                 async move {
+                    use actix_web::http::header::{HeaderName, HeaderValue};
                     let mut res = fut.await?;
                     let _entered = span.enter();
                     let status = res.status().as_u16();
                     METRICS.requests.with_label_values(&[route, &status.to_string()]).inc();
-                    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&id.to_string()) {
-                        res.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), v);
-                    }
+                    let headers = res.headers_mut();
+                    headers.insert(HeaderName::from_static("x-request-id"), HeaderValue::from(id));
+                    // no answer of the origin is ever to be content-sniffed into something active
+                    headers
+                        .insert(HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff"));
                     tracing::debug!(status, "answered");
                     Ok(res)
                 }

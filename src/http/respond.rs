@@ -9,6 +9,11 @@ use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+tokio::task_local! {
+    /// The request being answered (also its `X-Request-Id`), for 5xx bodies.
+    pub static REQUEST_ID: u64;
+}
+
 /// `max-age` of error answers; set once at startup from the configuration.
 pub static ERROR_MAX_AGE: AtomicU64 = AtomicU64::new(60);
 
@@ -76,7 +81,12 @@ impl Delivery {
     }
 
     fn common_headers(&self, b: &mut HttpResponseBuilder, etag: &str) {
-        b.insert_header((header::CONTENT_TYPE, self.content_type.as_str()));
+        // a stored type that is not a valid header value (metadata written by an older version)
+        // is served as bytes, never as a 500
+        let content_type =
+            HeaderValue::from_str(&self.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+        b.insert_header((header::CONTENT_TYPE, content_type));
+        b.insert_header((header::CONTENT_SECURITY_POLICY, crate::mediatype::SANDBOX_CSP));
         b.insert_header((header::ETAG, etag));
         b.insert_header((header::LAST_MODIFIED, httpdate::fmt_http_date(self.modified)));
         b.insert_header((header::ACCEPT_RANGES, "bytes"));
@@ -171,10 +181,15 @@ impl ResponseError for Error {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status();
-        if status >= 500 && !matches!(self, Error::NotImplemented { .. } | Error::Overloaded) {
+        let internal = status >= 500 && !matches!(self, Error::NotImplemented { .. } | Error::Overloaded);
+        // the detail of a failure on our side goes to the log; the client gets the request id
+        let mut body = if internal {
             tracing::error!(status, error = %self, "request failed");
-        }
-        let mut body = serde_json::json!({ "status": status, "message": self.to_string() });
+            let id = REQUEST_ID.try_with(|id| *id).unwrap_or(0);
+            serde_json::json!({ "status": status, "message": "internal error", "request_id": id.to_string() })
+        } else {
+            serde_json::json!({ "status": status, "message": self.to_string() })
+        };
         if let Some(t) = self.task() {
             body["task"] = t.into();
         }

@@ -6,8 +6,9 @@ use super::{files, AppState, PeerSocket, QueryParams};
 use crate::cache::{self, Cached, EntryMeta};
 use crate::error::{Error, Result};
 use crate::metrics::METRICS;
-use crate::pipeline::{self, job::ImageJob, Format, Limits};
+use crate::pipeline::{self, job::ImageJob, Format};
 use crate::plan::{CachePolicy, Param, Plan};
+use crate::pool::Admission;
 use crate::security::{Access, Call};
 use crate::url::{self, ParsedUrl, SourceSpec};
 use actix_web::http::Method;
@@ -108,6 +109,13 @@ fn parse_request(state: &AppState, path: &str, raw_query: Option<&str>) -> Resul
     // long URLs are rare and would crowd the memo out
     let memoize = memo_key.len() <= 1024;
     let url = url::parse(path, raw_query)?;
+    let max_chain = state.config.max_chain;
+    if url.tasks.len() > max_chain {
+        return Err(Error::bad(format!(
+            "the URL chains {} tasks, over the limit of {max_chain} (max_chain)",
+            url.tasks.len()
+        )));
+    }
     let query = if url.query_consumed { QueryParams::default() } else { QueryParams::parse(raw_query) };
     let plan = Plan::build(&url)?;
     let computes = plan.processing().next().is_some() && !url.debug;
@@ -202,16 +210,17 @@ pub async fn deliver_source(
             let bytes = state.sources.fetch(other).await?;
             let ct = match pipeline::format::sniff(&bytes) {
                 pipeline::format::Sniffed::Image(f) => f.mime().to_string(),
-                _ => "application/octet-stream".to_string(),
+                pipeline::format::Sniffed::Unsupported(m) => m.to_string(),
+                _ => crate::mediatype::sniff_active(&bytes).unwrap_or("application/octet-stream").to_string(),
             };
             let name =
                 other.identity().rsplit('/').next().unwrap_or("file").split('?').next().unwrap_or("file").to_string();
             (bytes, ct, name)
         }
     };
-    let checksum =
-        if version.version.is_empty() { blake3::hash(&bytes).to_hex().to_string() } else { version.version.clone() };
+    let checksum = version.version.clone();
     let keys = surrogate_source_key(source);
+    let inline = crate::mediatype::inline_safe(&content_type, state.config.inline_svg);
     Ok(Delivery {
         bytes,
         content_type,
@@ -220,7 +229,7 @@ pub async fn deliver_source(
         caching: caching(state, CachePolicy::Default, state.config.cache_ttl_secs),
         surrogate_keys: keys,
         vary_accept: false,
-        disposition: Some(disposition(&filename, query.download)),
+        disposition: Some(disposition(&filename, query.download || !inline)),
         cache_status: "refract; detail=original",
         timing: String::new(),
     }
@@ -232,6 +241,17 @@ fn surrogate_source_key(source: &SourceSpec) -> String {
         SourceSpec::Handle { handle } => handle.clone(),
         other => format!("src-{}", &blake3::hash(other.identity().as_bytes()).to_hex()[..16]),
     }
+}
+
+/// The source, every stored file the bytes depend on (watermarks), and the derivative itself:
+/// a purge of any of them at the edge reaches this answer.
+fn surrogate_keys(source: &SourceSpec, overlays: &[String], key: &cache::Key) -> String {
+    let mut keys = surrogate_source_key(source);
+    for handle in overlays {
+        keys.push(' ');
+        keys.push_str(handle);
+    }
+    keys + &format!(" d-{}", &hex::encode(key)[..16])
 }
 
 /// Derived bytes and how they were obtained.
@@ -260,7 +280,7 @@ async fn derivative(req: &HttpRequest, state: &web::Data<AppState>, parsed: Arc<
         checksum: meta.checksum.clone(),
         modified: unix(meta.created),
         caching: caching(state, plan.cache, remaining),
-        surrogate_keys: format!("{} d-{}", surrogate_source_key(&url.source), &hex::encode(key)[..16]),
+        surrogate_keys: surrogate_keys(&url.source, &meta.overlays, &key),
         vary_accept: meta.vary_accept,
         disposition: Some(content_disposition(plan, &format!("{stem}.{}", meta.extension), parsed.query.download)),
         cache_status: outcome.status,
@@ -269,24 +289,15 @@ async fn derivative(req: &HttpRequest, state: &web::Data<AppState>, parsed: Arc<
     .respond(req))
 }
 
-/// The derivative's bytes: from the cache, or computed once (single-flight) and stored.
-async fn produce(
-    req: &HttpRequest,
-    state: &web::Data<AppState>,
-    parsed: &Arc<Parsed>,
-) -> Result<(Outcome, cache::Key)> {
-    let (url, plan) = (&parsed.url, &parsed.plan);
+/// Everything that changes a derivative's bytes, hashed: the pipeline's version, the canonical
+/// plan, the source's identity and version, the negotiated format, an explicit expiry and the
+/// versions of the stored files it overlays.
+async fn derivative_key(state: &AppState, parsed: &Parsed, negotiated: Option<Format>) -> Result<cache::Key> {
     let job = parsed.job.as_ref().expect("derivative needs a job");
-    let negotiated = if job.negotiates() {
-        pipeline::negotiate(req.headers().get("accept").and_then(|v| v.to_str().ok()).unwrap_or(""))
-    } else {
-        None
-    };
-    let version = state.sources.version(&url.source).await?;
-    let peer = req.conn_data::<PeerSocket>().copied();
+    let version = state.sources.version(&parsed.url.source).await?;
     let negotiated_tag = negotiated.map(Format::extension).unwrap_or(if job.negotiates() { "original" } else { "" });
     // `cache=expiry:N` gives its URL an entry of its own, with that lifetime
-    let expiry = match plan.cache {
+    let expiry = match parsed.plan.cache {
         CachePolicy::Expiry(n) => n.to_string(),
         _ => String::new(),
     };
@@ -295,16 +306,34 @@ async fn produce(
     for handle in job.overlays() {
         overlay_versions += &state.sources.version(&SourceSpec::handle(handle.to_string())).await?.version;
     }
-    let key = cache::key(&[
+    Ok(cache::key(&[
+        pipeline::VERSION,
         &parsed.canonical,
         &version.identity,
         &version.version,
         negotiated_tag,
         &expiry,
         &overlay_versions,
-    ]);
-    let outcome = if plan.cache == CachePolicy::Disabled {
-        compute(state, parsed, negotiated, None, move || peer.is_some_and(|c| c.gone())).await?
+    ]))
+}
+
+/// The derivative's bytes: from the cache, or computed once (single-flight) and stored.
+async fn produce(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    parsed: &Arc<Parsed>,
+) -> Result<(Outcome, cache::Key)> {
+    let job = parsed.job.as_ref().expect("derivative needs a job");
+    let negotiated = negotiated_format(req, job);
+    // an external source not seen lately is downloaded to learn its version: that download
+    // needs a place in the queue first, like any other fetch of a miss
+    let early = if state.sources.is_fresh(&parsed.url.source).await { None } else { Some(state.pool.admit()?) };
+    let key = derivative_key(state, parsed, negotiated).await?;
+    let peer = req.conn_data::<PeerSocket>().copied();
+    let admission = std::sync::Mutex::new(early);
+    let outcome = if parsed.plan.cache == CachePolicy::Disabled {
+        let admitted = take_or_admit(state, &admission)?;
+        compute(state, parsed, negotiated, None, admitted, move || peer.is_some_and(|c| c.gone())).await?
     } else if let Some(hit) = lookup(state, key).await {
         hit
     } else {
@@ -312,6 +341,7 @@ async fn produce(
             .flights
             .run(key, |followers| {
                 let (st, p) = (state.clone(), parsed.clone());
+                let admitted = take_or_admit(state, &admission);
                 async move {
                     // another flight may have finished between our lookup and now
                     if let Some(hit) = lookup(&st, key).await {
@@ -319,7 +349,7 @@ async fn produce(
                     }
                     METRICS.cache_misses.inc();
                     let abandoned = move || peer.is_some_and(|c| c.gone()) && !followers.waiting();
-                    compute(&st, &p, negotiated, Some(key), abandoned).await
+                    compute(&st, &p, negotiated, Some(key), admitted?, abandoned).await
                 }
             })
             .await?
@@ -327,11 +357,39 @@ async fn produce(
     Ok((outcome, key))
 }
 
+/// The output format `Accept` chooses, for jobs that negotiate.
+fn negotiated_format(req: &HttpRequest, job: &ImageJob) -> Option<Format> {
+    if !job.negotiates() {
+        return None;
+    }
+    pipeline::negotiate(req.headers().get("accept").and_then(|v| v.to_str().ok()).unwrap_or(""))
+}
+
+/// The place in the queue taken early, or a new one.
+fn take_or_admit(state: &AppState, early: &std::sync::Mutex<Option<Admission>>) -> Result<Admission> {
+    match early.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        Some(admitted) => Ok(admitted),
+        None => state.pool.admit(),
+    }
+}
+
 /// The `store` task: keep the chain's result (or the source itself) under a new handle and answer
 /// Filestack's JSON. GET or POST (filestack-python posts); never cached.
 async fn store_result(req: &HttpRequest, state: &web::Data<AppState>, parsed: &Arc<Parsed>) -> Result<HttpResponse> {
     let task = parsed.plan.tasks.iter().find(|t| t.name() == "store").expect("caller checked");
     let text = |k: &str| task.get(k).and_then(Param::as_str).map(str::to_string);
+    // A GET is safe to repeat (crawlers, an edge's retries): the same URL over the same source
+    // bytes answers the file it stored the first time. A POST stores anew, as Filestack does.
+    let token = match req.method() == Method::GET {
+        true => Some(store_token(req, state, parsed).await?),
+        false => None,
+    };
+    if let Some(meta) = match &token {
+        Some(t) => state.store.stored_under(t).await,
+        None => None,
+    } {
+        return Ok(json(store_json(state, &meta, parsed)));
+    }
     let (bytes, mimetype, extension) = match &parsed.job {
         Some(_) => {
             let (outcome, _) = produce(req, state, parsed).await?;
@@ -342,7 +400,10 @@ async fn store_result(req: &HttpRequest, state: &web::Data<AppState>, parsed: &A
             let bytes = state.sources.fetch(&parsed.url.source).await?;
             match pipeline::format::sniff(&bytes) {
                 pipeline::format::Sniffed::Image(f) => (bytes, f.mime().to_string(), f.extension().to_string()),
-                _ => (bytes, "application/octet-stream".to_string(), "bin".to_string()),
+                _ => {
+                    let mime = crate::mediatype::sniff_active(&bytes).unwrap_or("application/octet-stream");
+                    (bytes, mime.to_string(), "bin".to_string())
+                }
             }
         }
     };
@@ -354,7 +415,26 @@ async fn store_result(req: &HttpRequest, state: &web::Data<AppState>, parsed: &A
         ..Default::default()
     };
     let meta = state.store.put(None, bytes, upload).await?;
-    Ok(json(serde_json::json!({
+    if let Some(t) = &token {
+        state.store.remember_stored(t, &meta.handle).await;
+    }
+    Ok(json(store_json(state, &meta, parsed)))
+}
+
+/// What identifies a `store` result: the plan (store options included) over these source bytes.
+async fn store_token(req: &HttpRequest, state: &AppState, parsed: &Parsed) -> Result<String> {
+    let key = match &parsed.job {
+        Some(job) => derivative_key(state, parsed, negotiated_format(req, job)).await?,
+        None => {
+            let version = state.sources.version(&parsed.url.source).await?;
+            cache::key(&["store", &parsed.canonical, &version.identity, &version.version])
+        }
+    };
+    Ok(hex::encode(key))
+}
+
+fn store_json(state: &AppState, meta: &crate::store::FileMeta, parsed: &Parsed) -> serde_json::Value {
+    serde_json::json!({
         "url": format!("{}/{}", state.public_url, meta.handle),
         "handle": meta.handle,
         "size": meta.size,
@@ -362,7 +442,7 @@ async fn store_result(req: &HttpRequest, state: &web::Data<AppState>, parsed: &A
         "filename": meta.filename,
         "container": meta.container,
         "key": parsed.url.apikey,
-    })))
+    })
 }
 
 async fn lookup(state: &web::Data<AppState>, key: cache::Key) -> Option<Outcome> {
@@ -383,6 +463,7 @@ async fn compute(
     parsed: &Arc<Parsed>,
     negotiated: Option<Format>,
     key: Option<cache::Key>,
+    admitted: Admission,
     abandoned: impl Fn() -> bool + Send + 'static,
 ) -> Result<Outcome> {
     let started = Instant::now();
@@ -397,10 +478,11 @@ async fn compute(
         _ => state.config.cache_ttl_secs,
     };
     let (st, p, source) = (state.clone(), parsed.clone(), parsed.url.source.identity());
-    let limits = Limits { max_pixels: state.config.max_pixels };
+    let limits = state.limits();
     let vary_accept = parsed.job.as_ref().is_some_and(ImageJob::negotiates);
-    let (cached, transform_time) = state
-        .pool
+    let overlay_handles: Vec<String> =
+        parsed.job.as_ref().map(ImageJob::overlays).unwrap_or_default().into_iter().map(str::to_string).collect();
+    let (cached, transform_time) = admitted
         .run(
             move || {
                 let t = Instant::now();
@@ -420,6 +502,7 @@ async fn compute(
                     expires: now + ttl,
                     last_access: now,
                     source,
+                    overlays: overlay_handles,
                     vary_accept,
                 };
                 let bytes = bytes::Bytes::from(rendered.bytes);

@@ -40,8 +40,11 @@ pub fn swaps_axes(o: Orientation) -> bool {
     )
 }
 
-/// Read the header and refuse images over the pixel limit before decoding them.
-pub fn probe(bytes: &[u8], format: Format, max_pixels: u64) -> Result<Probe> {
+/// Read the header and refuse images over the pixel limit before decoding them. The container
+/// is checked first (declared sizes, metadata), so no decoder allocates what a file only claims.
+pub fn probe(bytes: &[u8], format: Format, limits: &super::Limits) -> Result<Probe> {
+    super::guard::check(bytes, format, limits.max_metadata_bytes)?;
+    let max_pixels = limits.max_pixels;
     let jpeg_header = match format {
         Format::Jpeg => turbojpeg::read_header(bytes).ok(),
         _ => None,
@@ -97,7 +100,13 @@ fn reader(bytes: &[u8], max_pixels: u64) -> Result<ImageReader<Cursor<&[u8]>>> {
 
 /// Decode to 8-bit RGB or RGBA, upright. `shrink_to` is the smallest (displayed) size the plan
 /// needs; the decoder may return anything at least that large.
-pub fn decode(bytes: &[u8], probe: &Probe, shrink_to: Option<(u32, u32)>, max_pixels: u64) -> Result<DynamicImage> {
+pub fn decode(
+    bytes: &[u8],
+    probe: &Probe,
+    shrink_to: Option<(u32, u32)>,
+    limits: &super::Limits,
+) -> Result<DynamicImage> {
+    let max_pixels = limits.max_pixels;
     let turbo = match probe.format {
         Format::Jpeg => decode_jpeg(bytes, probe, shrink_to, max_pixels).ok(),
         _ => None,

@@ -1,10 +1,12 @@
 //! Image pipeline: sniff → probe (pixel limit) → decode with shrink-on-load → orient → tasks →
 //! encode. Pure CPU work: callers run it on the blocking pool, never on the async executor.
 
+pub mod blur;
 pub mod colour;
 pub mod decode;
 pub mod encode;
 pub mod format;
+pub mod guard;
 pub mod job;
 pub mod ops;
 
@@ -20,10 +22,57 @@ pub struct Rendered {
     pub extension: &'static str,
 }
 
-/// Limits that protect the process from hostile inputs.
+/// Changes whenever the pipeline's output bytes would change for the same input and plan (a new
+/// encoder setting, a colour fix): it is part of every derivative's cache key, so an upgrade does
+/// not keep serving what the old code made.
+pub const VERSION: &str = "2";
+
+/// Limits that protect the process from hostile inputs and costly chains.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Pixels an image may have, decoded or produced.
     pub max_pixels: u64,
+    /// Metadata (ICC, EXIF, XMP, text) an input may carry, counted inflated.
+    pub max_metadata_bytes: u64,
+    /// How many times a resize may enlarge, per axis.
+    pub max_upscale: f64,
+    /// Budget of one transform.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_pixels: 100_000_000,
+            max_metadata_bytes: 16 << 20,
+            max_upscale: 16.0,
+            timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// The limits of one running transform: its deadline starts when the job does.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub limits: Limits,
+    deadline: std::time::Instant,
+}
+
+impl Budget {
+    pub fn start(limits: Limits) -> Budget {
+        Budget { limits, deadline: std::time::Instant::now() + limits.timeout }
+    }
+
+    /// Called between steps and inside long loops: past the deadline the job stops with a 422.
+    pub fn check(&self) -> Result<()> {
+        if std::time::Instant::now() > self.deadline {
+            return Err(crate::error::Error::Unprocessable(format!(
+                "the transform took longer than its budget of {} ms (transform_timeout_ms)",
+                self.limits.timeout.as_millis()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The format `Accept` asks for, best first: AVIF, then WebP; `None` keeps the source's.
@@ -60,27 +109,34 @@ pub fn run_with(
     limits: Limits,
     overlays: &Overlays,
 ) -> Result<Rendered> {
+    let budget = Budget::start(limits);
     let input = format::require_decodable(bytes)?;
-    let probe = decode::probe(bytes, input, limits.max_pixels)?;
+    let probe = decode::probe(bytes, input, &limits)?;
     if job.answer == Answer::Size {
         let (width, height) = probe.oriented();
         let body = serde_json::json!({ "width": width, "height": height }).to_string();
         return Ok(Rendered { bytes: body.into_bytes(), content_type: "application/json", extension: "json" });
     }
     let shrink_to = shrink_target(job, probe.oriented());
-    let mut img = decode::decode(bytes, &probe, shrink_to, limits.max_pixels)?;
+    let mut img = decode::decode(bytes, &probe, shrink_to, &limits)?;
+    // each overlay is decoded once per job, however many steps use it
+    let mut marks: std::collections::HashMap<&str, image::DynamicImage> = Default::default();
     for op in &job.ops {
+        budget.check()?;
         img = match op {
             Op::Watermark { handle, size, align } => {
-                let mark = overlays
-                    .get(handle)
-                    .ok_or_else(|| crate::error::Error::NotFound(format!("watermark file `{handle}` is missing")))?;
-                let mark = decode_overlay(mark, limits)?;
-                ops::watermark(img, &mark, *size, *align, limits.max_pixels)?
+                if !marks.contains_key(handle.as_str()) {
+                    let bytes = overlays.get(handle).ok_or_else(|| {
+                        crate::error::Error::NotFound(format!("watermark file `{handle}` is missing"))
+                    })?;
+                    marks.insert(handle, decode_overlay(bytes, &limits)?);
+                }
+                ops::watermark(img, &marks[handle.as_str()], *size, *align, &budget)?
             }
-            _ => ops::apply(img, op, limits.max_pixels)?,
+            _ => ops::apply(img, op, &budget)?,
         };
     }
+    budget.check()?;
     if let Some(icc) = &probe.icc {
         colour::to_srgb(&mut img, icc);
     }
@@ -96,14 +152,15 @@ pub fn run_with(
         }
         out = output_format(job, input, None);
     }
+    budget.check()?;
     let encoded = encode::encode(&img, out, &job.output)?;
     Ok(Rendered { bytes: encoded, content_type: out.mime(), extension: out.extension() })
 }
 
-fn decode_overlay(bytes: &[u8], limits: Limits) -> Result<image::DynamicImage> {
+fn decode_overlay(bytes: &[u8], limits: &Limits) -> Result<image::DynamicImage> {
     let format = format::require_decodable(bytes)?;
-    let probe = decode::probe(bytes, format, limits.max_pixels)?;
-    decode::decode(bytes, &probe, None, limits.max_pixels)
+    let probe = decode::probe(bytes, format, limits)?;
+    decode::decode(bytes, &probe, None, limits)
 }
 
 pub fn output_format(job: &ImageJob, input: Format, negotiated: Option<Format>) -> Format {

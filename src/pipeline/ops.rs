@@ -1,18 +1,21 @@
 //! Each task as a function from image to image.
 
 use super::job::{Align, Fit, Op};
+use super::Budget;
 use crate::error::{Error, Result};
 use crate::plan::Rgba;
 use fast_image_resize as fir;
 use image::{imageops, DynamicImage, GenericImageView, Rgba as Px, RgbaImage};
 
-/// Apply one operation. `max_pixels` bounds what an operation may produce, not only what is
-/// decoded: a 1×5000 input resized to `w:10000` would otherwise ask for 50 gigapixels.
-pub fn apply(img: DynamicImage, op: &Op, max_pixels: u64) -> Result<DynamicImage> {
+/// Apply one operation. The budget's pixel limit bounds what an operation may produce, not only
+/// what is decoded: a 1×5000 input resized to `w:10000` would otherwise ask for 50 gigapixels.
+pub fn apply(img: DynamicImage, op: &Op, budget: &Budget) -> Result<DynamicImage> {
+    let max_pixels = budget.limits.max_pixels;
     Ok(match *op {
         Op::Resize { width, height, fit, align } => {
             let (w, h) = img.dimensions();
             let geo = resize_geometry(w, h, width, height, fit, align);
+            check_upscale(&geo, budget.limits.max_upscale)?;
             check_output(geo.dst.0 as u64, geo.dst.1 as u64, max_pixels)?;
             resize(&img, geo)?
         }
@@ -21,7 +24,7 @@ pub fn apply(img: DynamicImage, op: &Op, max_pixels: u64) -> Result<DynamicImage
             let (w, h) = img.dimensions();
             let diagonal = ((w as f64).hypot(h as f64)).ceil() as u64;
             check_output(diagonal, diagonal, max_pixels)?;
-            rotate(img, degrees, background)
+            rotate(img, degrees, background, budget)?
         }
         Op::Flip => img.flipv(),
         Op::Flop => img.fliph(),
@@ -30,8 +33,8 @@ pub fn apply(img: DynamicImage, op: &Op, max_pixels: u64) -> Result<DynamicImage
             [l, l, l]
         }),
         Op::Negative => map_rgb(img, |[r, g, b]| [255 - r, 255 - g, 255 - b]),
-        Op::Blur { sigma } if sigma > 0.0 => img.fast_blur(sigma),
-        Op::Sharpen { sigma } if sigma > 0.0 => img.unsharpen(sigma / 2.0 + 0.5, 0),
+        Op::Blur { sigma } if sigma > 0.0 => super::blur::blur(img, sigma, budget)?,
+        Op::Sharpen { sigma } if sigma > 0.0 => super::blur::sharpen(img, sigma / 2.0 + 0.5, budget)?,
         Op::Blur { .. } | Op::Sharpen { .. } => img,
         Op::Sepia { tone } => sepia(img, tone),
         Op::BlackWhite { threshold } => {
@@ -42,7 +45,7 @@ pub fn apply(img: DynamicImage, op: &Op, max_pixels: u64) -> Result<DynamicImage
         Op::Modulate { brightness, saturation, hue } => modulate(img, brightness, saturation, hue),
         Op::Circle { background } => circle(img, background),
         Op::RoundedCorners { radius, blur, background } => rounded_corners(img, radius, blur, background),
-        Op::Partial { ref rects, amount, oval, pixelate } => partial(img, rects, amount, oval, pixelate)?,
+        Op::Partial { ref rects, amount, oval, pixelate } => partial(img, rects, amount, oval, pixelate, budget)?,
         Op::Watermark { .. } => return Err(Error::internal("watermark needs its overlay (pipeline::run_with)")),
         Op::Border { width, color, background } => {
             let (w, h) = img.dimensions();
@@ -58,6 +61,20 @@ fn check_output(w: u64, h: u64, max_pixels: u64) -> Result<()> {
         return Err(Error::Unprocessable(format!(
             "the result would be {w}x{h} pixels, over the limit of {max_pixels} pixels (65535 a side)"
         )));
+    }
+    Ok(())
+}
+
+/// A resize may enlarge its source at most `max` times per axis: a 1×1 pixel blown up to the
+/// pixel limit costs as much as the largest photo and shows nothing.
+fn check_upscale(geo: &ResizeGeometry, max: f64) -> Result<()> {
+    let (_, _, cw, ch) = geo.src;
+    let factor = (geo.dst.0 as f64 / cw).max(geo.dst.1 as f64 / ch);
+    if factor > max + 1e-9 {
+        return Err(Error::bad_task(
+            "resize",
+            format!("the resize enlarges the image {factor:.1} times, over the limit of {max} (max_upscale)"),
+        ));
     }
     Ok(())
 }
@@ -216,32 +233,39 @@ fn from_rgba(buf: RgbaImage, had_alpha: bool, background: Rgba) -> DynamicImage 
     }
 }
 
-fn rotate(img: DynamicImage, degrees: u32, background: Rgba) -> DynamicImage {
-    match degrees {
+fn rotate(img: DynamicImage, degrees: u32, background: Rgba, budget: &Budget) -> Result<DynamicImage> {
+    Ok(match degrees {
         0 => img,
         90 => img.rotate90(),
         180 => img.rotate180(),
         270 => img.rotate270(),
         _ => {
             let had_alpha = img.color().has_alpha();
-            from_rgba(rotate_any(&to_rgba(img), degrees as f64, background), had_alpha, background)
+            from_rgba(rotate_any(&to_rgba(img), degrees as f64, background, budget)?, had_alpha, background)
         }
-    }
+    })
 }
 
 /// Clockwise rotation by any angle onto a canvas that holds the whole result, bilinear sampling.
-fn rotate_any(src: &RgbaImage, degrees: f64, bg: Rgba) -> RgbaImage {
+fn rotate_any(src: &RgbaImage, degrees: f64, bg: Rgba, budget: &Budget) -> Result<RgbaImage> {
     let (w, h) = (src.width() as f64, src.height() as f64);
     let (sin, cos) = degrees.to_radians().sin_cos();
     let nw = (w * cos.abs() + h * sin.abs()).ceil() as u32;
     let nh = (w * sin.abs() + h * cos.abs()).ceil() as u32;
     let (cx, cy, ncx, ncy) = (w / 2.0, h / 2.0, nw as f64 / 2.0, nh as f64 / 2.0);
-    RgbaImage::from_fn(nw, nh, |x, y| {
-        let (dx, dy) = (x as f64 + 0.5 - ncx, y as f64 + 0.5 - ncy);
-        let sx = dx * cos + dy * sin + cx - 0.5;
-        let sy = -dx * sin + dy * cos + cy - 0.5;
-        sample_bilinear(src, sx, sy, bg)
-    })
+    let mut out = RgbaImage::new(nw, nh);
+    for (y, row) in out.enumerate_rows_mut() {
+        if y % 64 == 0 {
+            budget.check()?;
+        }
+        for (x, _, p) in row {
+            let (dx, dy) = (x as f64 + 0.5 - ncx, y as f64 + 0.5 - ncy);
+            let sx = dx * cos + dy * sin + cx - 0.5;
+            let sy = -dx * sin + dy * cos + cy - 0.5;
+            *p = sample_bilinear(src, sx, sy, bg);
+        }
+    }
+    Ok(out)
 }
 
 fn sample_bilinear(src: &RgbaImage, x: f64, y: f64, bg: Rgba) -> Px<u8> {
@@ -332,18 +356,29 @@ fn rounded_corners(img: DynamicImage, radius: Option<u32>, blur: f32, background
 }
 
 /// Blur or pixelate regions; with `oval`, only the ellipse inscribed in each rectangle.
-fn partial(img: DynamicImage, rects: &[[u32; 4]], amount: f32, oval: bool, pixelated: bool) -> Result<DynamicImage> {
+fn partial(
+    img: DynamicImage,
+    rects: &[[u32; 4]],
+    amount: f32,
+    oval: bool,
+    pixelated: bool,
+    budget: &Budget,
+) -> Result<DynamicImage> {
     let had_alpha = img.color().has_alpha();
     let mut out = to_rgba(img);
     for &[x, y, rw, rh] in rects {
+        budget.check()?;
         let (w, h) = out.dimensions();
         if x >= w || y >= h {
             continue;
         }
         let (rw, rh) = (rw.min(w - x), rh.min(h - y));
         let region = DynamicImage::ImageRgba8(imageops::crop_imm(&out, x, y, rw, rh).to_image());
-        let treated =
-            if pixelated { pixelate(region, amount.max(2.0) as u32)? } else { region.fast_blur(amount.max(0.5)) };
+        let treated = if pixelated {
+            pixelate(region, amount.max(2.0) as u32)?
+        } else {
+            super::blur::blur(region, amount.max(0.5), budget)?
+        };
         let treated = treated.to_rgba8();
         let (cx, cy) = (rw as f64 / 2.0, rh as f64 / 2.0);
         for (tx, ty, p) in treated.enumerate_pixels() {
@@ -365,8 +400,9 @@ pub fn watermark(
     mark: &DynamicImage,
     size: f32,
     align: Align,
-    max_pixels: u64,
+    budget: &Budget,
 ) -> Result<DynamicImage> {
+    let max_pixels = budget.limits.max_pixels;
     let scale = (size as f64 / 100.0).max(0.0);
     let (mw, mh) = ((mark.width() as f64 * scale).round() as u32, (mark.height() as f64 * scale).round() as u32);
     if mw == 0 || mh == 0 {
