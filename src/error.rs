@@ -8,8 +8,8 @@ use std::fmt;
 pub enum Error {
     /// The URL or a request parameter is malformed.
     BadRequest { message: String, task: Option<String>, option: Option<String> },
-    /// The task parses but Refract does not implement it (yet).
-    NotImplemented { task: String },
+    /// The task (or one of its options) parses but Refract does not implement it (yet).
+    NotImplemented { task: String, option: Option<String> },
     /// Credentials missing or invalid for this call.
     Forbidden(String),
     /// Unknown handle, alias or route.
@@ -49,6 +49,10 @@ impl Error {
         Error::BadRequest { message: message.into(), task: Some(task.to_string()), option: Some(option.to_string()) }
     }
 
+    pub fn not_implemented(task: &str, option: Option<&str>) -> Self {
+        Error::NotImplemented { task: task.to_string(), option: option.map(str::to_string) }
+    }
+
     pub fn internal(e: impl fmt::Display) -> Self {
         Error::Internal(e.to_string())
     }
@@ -74,14 +78,14 @@ impl Error {
     pub fn task(&self) -> Option<&str> {
         match self {
             Error::BadRequest { task, .. } => task.as_deref(),
-            Error::NotImplemented { task } => Some(task),
+            Error::NotImplemented { task, .. } => Some(task),
             _ => None,
         }
     }
 
     pub fn option(&self) -> Option<&str> {
         match self {
-            Error::BadRequest { option, .. } => option.as_deref(),
+            Error::BadRequest { option, .. } | Error::NotImplemented { option, .. } => option.as_deref(),
             _ => None,
         }
     }
@@ -91,7 +95,12 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::BadRequest { message, .. } => f.write_str(message),
-            Error::NotImplemented { task } => write!(f, "task `{task}` is not implemented by this server"),
+            Error::NotImplemented { task, option: None } => {
+                write!(f, "task `{task}` is not implemented by this server")
+            }
+            Error::NotImplemented { task, option: Some(o) } => {
+                write!(f, "option `{o}` of task `{task}` is not implemented by this server")
+            }
             Error::Forbidden(m)
             | Error::NotFound(m)
             | Error::PayloadTooLarge(m)

@@ -7,13 +7,15 @@
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod handle;
 pub mod http;
 pub mod mediatype;
 pub mod metrics;
-pub mod netguard;
+pub mod origin;
 pub mod pipeline;
 pub mod plan;
 pub mod pool;
+pub mod schema;
 pub mod security;
 pub mod source;
 pub mod store;

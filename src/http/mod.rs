@@ -1,110 +1,20 @@
 //! actix-web routes, the request-id/metrics middleware and server start-up.
 
 mod files;
+mod process;
 pub mod respond;
-mod transform;
 
-use crate::cache::{Cache, Key};
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::METRICS;
-use crate::pool::{Flights, Pool};
-use crate::security::Security;
-use crate::source::Sources;
-use crate::store::Store;
-use crate::url::SecurityParams;
+use crate::origin::Origin;
 use actix_web::dev::Service;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use tracing::Instrument;
 
-pub struct AppState {
-    pub config: Config,
-    pub public_url: String,
-    pub store: Arc<Store>,
-    pub cache: Arc<Cache>,
-    pub sources: Sources,
-    pub security: Security,
-    pub pool: Pool,
-    /// Uploads being read; more are refused (503) rather than buffered.
-    pub uploads: tokio::sync::Semaphore,
-    flights: Flights<Key, transform::Outcome>,
-    parsed: moka::sync::Cache<String, Arc<transform::Parsed>>,
-}
-
-/// Refract's own query parameters (`dl`, `policy`, `signature`, the store API's fields).
-/// Parsed without turning `+` into a space: standard-base64 policies contain `+`.
-#[derive(Debug, Default, Clone)]
-pub struct QueryParams {
-    pub pairs: Vec<(String, String)>,
-    pub download: bool,
-}
-
-impl QueryParams {
-    pub fn parse(raw: Option<&str>) -> QueryParams {
-        let pairs: Vec<(String, String)> = raw
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, "true"));
-                let dec = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-                (dec(k), dec(v))
-            })
-            .collect();
-        let download = pairs.iter().any(|(k, v)| k == "dl" && v == "true");
-        QueryParams { pairs, download }
-    }
-
-    pub fn get(&self, key: &str) -> Option<String> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-    }
-
-    pub fn security(&self) -> Option<SecurityParams> {
-        Some(SecurityParams { policy: self.get("policy")?, signature: self.get("signature")? })
-    }
-}
-
-impl AppState {
-    pub fn open(config: Config, listen: &str) -> Result<AppState, String> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
-        let probe = config.data_dir.join(".write-test");
-        std::fs::write(&probe, b"ok")
-            .map_err(|e| format!("data dir {} is not writable: {e}", config.data_dir.display()))?;
-        std::fs::remove_file(&probe).ok();
-        let store = Arc::new(
-            Store::open(&config.data_dir, config.source_memory_bytes)
-                .map_err(|e| format!("cannot open the file store: {e}"))?,
-        );
-        let cache = Arc::new(Cache::open(&config.data_dir, config.cache_max_bytes, config.cache_memory_bytes)?);
-        Ok(AppState {
-            public_url: config.public_url(listen),
-            sources: Sources::new(&config, store.clone()),
-            security: Security::new(config.secret.as_deref(), &config.api_keys),
-            pool: Pool::new(config.workers(), config.queue_len),
-            uploads: tokio::sync::Semaphore::new(config.max_concurrent_uploads),
-            flights: Flights::default(),
-            parsed: moka::sync::Cache::new(50_000),
-            store,
-            cache,
-            config,
-        })
-    }
-}
-
-impl AppState {
-    /// What one transform may cost.
-    pub fn limits(&self) -> crate::pipeline::Limits {
-        crate::pipeline::Limits {
-            max_pixels: self.config.max_pixels,
-            max_metadata_bytes: self.config.max_metadata_bytes,
-            max_upscale: self.config.max_upscale,
-            timeout: std::time::Duration::from_millis(self.config.transform_timeout_ms),
-        }
-    }
-}
+/// The service layer, shared by every worker of the server.
+pub type Shared = web::Data<Origin>;
 
 fn route_label(path: &str) -> &'static str {
     match path {
@@ -144,7 +54,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api")
                 .route("/store/{storage}", web::post().to(files::store))
-                .route("/file/{handle}/metadata", web::get().to(files::metadata_route))
+                .route("/file/{handle}/metadata", web::get().to(files::metadata))
                 .service(
                     web::resource("/file/{handle}")
                         .route(web::get().to(files::read))
@@ -155,7 +65,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .default_service(web::to(not_found)),
         )
-        .default_service(web::to(transform::handle));
+        .default_service(web::to(process::handle));
+}
+
+/// Headers every answer carries, whatever produced it.
+fn finish_headers(headers: &mut actix_web::http::header::HeaderMap, id: u64, status: u16, error_max_age: u64) {
+    use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL};
+    headers.insert(HeaderName::from_static("x-request-id"), HeaderValue::from(id));
+    // no answer of the origin is ever to be content-sniffed into something active
+    headers.insert(HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff"));
+    // repeated bad requests are absorbed by the edge for a while
+    if (400..500).contains(&status) && !headers.contains_key(CACHE_CONTROL) {
+        if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={error_max_age}")) {
+            headers.insert(CACHE_CONTROL, v);
+        }
+    }
 }
 
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
@@ -191,29 +115,25 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let listener =
         std::net::TcpListener::bind(&config.listen).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    respond::ERROR_MAX_AGE.store(config.error_max_age_secs, Ordering::Relaxed);
-    let state = web::Data::new(AppState::open(config, &addr.to_string())?);
+    let public_url = config.public_url(&addr.to_string());
+    let state = web::Data::new(Origin::open(config, public_url)?);
     spawn_sweeper(state.clone());
     let server_state = state.clone();
+    let error_max_age = state.config.error_max_age_secs;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(server_state.clone())
-            .wrap_fn(|req, srv| {
+            .wrap_fn(move |req, srv| {
                 let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
                 let route = route_label(req.path());
                 let span = tracing::info_span!("request", id, method = %req.method(), path = %req.path());
                 let fut = respond::REQUEST_ID.scope(id, srv.call(req)).instrument(span.clone());
                 async move {
-                    use actix_web::http::header::{HeaderName, HeaderValue};
                     let mut res = fut.await?;
                     let _entered = span.enter();
                     let status = res.status().as_u16();
                     METRICS.requests.with_label_values(&[route, &status.to_string()]).inc();
-                    let headers = res.headers_mut();
-                    headers.insert(HeaderName::from_static("x-request-id"), HeaderValue::from(id));
-                    // no answer of the origin is ever to be content-sniffed into something active
-                    headers
-                        .insert(HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff"));
+                    finish_headers(res.headers_mut(), id, status, error_max_age);
                     tracing::debug!(status, "answered");
                     Ok(res)
                 }
@@ -233,16 +153,22 @@ pub async fn serve(config: Config) -> Result<(), String> {
     result
 }
 
-fn spawn_sweeper(state: web::Data<AppState>) {
+/// The one background housekeeper of the cache: expiry, the size budget, orphans.
+fn spawn_sweeper(state: Shared) {
     let every = std::time::Duration::from_secs(state.config.cache_sweep_secs.max(1));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            let st = state.clone();
-            let removed = tokio::task::spawn_blocking(move || st.cache.sweep()).await.unwrap_or(0);
-            if removed > 0 {
-                tracing::info!(removed, "cache sweep");
+            let cache = state.cache.clone();
+            let Ok(done) = tokio::task::spawn_blocking(move || cache.housekeep()).await else { continue };
+            if done.total() > 0 {
+                tracing::info!(
+                    expired = done.expired,
+                    evicted = done.evicted,
+                    orphans = done.orphans,
+                    "cache housekeeping"
+                );
             }
         }
     });

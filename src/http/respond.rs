@@ -2,11 +2,10 @@
 //! errors become status codes.
 
 use crate::error::Error;
+use crate::origin::{Answer, Caching, Disposition, FileAnswer};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
-use bytes::Bytes;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 tokio::task_local! {
@@ -14,83 +13,69 @@ tokio::task_local! {
     pub static REQUEST_ID: u64;
 }
 
-/// `max-age` of error answers; set once at startup from the configuration.
-pub static ERROR_MAX_AGE: AtomicU64 = AtomicU64::new(60);
-
-/// How an edge may cache an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Caching {
-    /// Public for this many seconds.
-    Public(u64),
-    /// Stored, but revalidated every time (private files behind a policy).
-    Revalidate,
-    /// Never stored (`cache=false`, one-off answers).
-    NoStore,
+/// A file answer, before conditional and range handling.
+struct Delivery<'a> {
+    file: &'a FileAnswer,
+    etag: String,
+    modified: SystemTime,
 }
 
-/// A successful answer, before conditional and range handling.
-pub struct Delivery {
-    pub bytes: Bytes,
-    pub content_type: String,
-    /// Hex digest of the bytes; the strong ETag.
-    pub checksum: String,
-    pub modified: SystemTime,
-    pub caching: Caching,
-    pub surrogate_keys: String,
-    pub vary_accept: bool,
-    pub disposition: Option<String>,
-    /// RFC 9211 `Cache-Status` value.
-    pub cache_status: &'static str,
-    pub timing: String,
+/// The service layer's answer as HTTP.
+pub fn answer(req: &HttpRequest, answer: Answer) -> HttpResponse {
+    match answer {
+        Answer::Json(value) => json(value),
+        Answer::File(file) => {
+            let etag = format!("\"{}\"", &file.checksum[..file.checksum.len().min(32)]);
+            let modified = UNIX_EPOCH + Duration::from_secs(file.modified);
+            Delivery { file: &file, etag, modified }.respond(req)
+        }
+    }
 }
 
-pub fn unix(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-impl Delivery {
-    pub fn respond(self, req: &HttpRequest) -> HttpResponse {
-        let etag = format!("\"{}\"", &self.checksum[..self.checksum.len().min(32)]);
-        if not_modified(req, &etag, self.modified) {
+impl Delivery<'_> {
+    fn respond(self, req: &HttpRequest) -> HttpResponse {
+        let etag = self.etag.as_str();
+        if not_modified(req, etag, self.modified) {
             let mut b = HttpResponse::NotModified();
-            self.common_headers(&mut b, &etag);
+            self.common_headers(&mut b, etag);
             return b.finish();
         }
-        let total = self.bytes.len() as u64;
+        let total = self.file.bytes.len() as u64;
         let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
         let if_range_ok = req.headers().get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| v == etag);
         match range.filter(|_| if_range_ok).map(|r| parse_range(r, total)) {
             Some(RangeAnswer::Partial(start, end)) => {
                 let mut b = HttpResponse::PartialContent();
-                self.common_headers(&mut b, &etag);
+                self.common_headers(&mut b, etag);
                 b.insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end}/{total}")));
-                b.body(self.bytes.slice(start as usize..=end as usize))
+                b.body(self.file.bytes.slice(start as usize..=end as usize))
             }
             Some(RangeAnswer::Unsatisfiable) => {
                 let mut b = HttpResponse::RangeNotSatisfiable();
-                self.common_headers(&mut b, &etag);
+                self.common_headers(&mut b, etag);
                 b.insert_header((header::CONTENT_RANGE, format!("bytes */{total}")));
                 b.finish()
             }
             Some(RangeAnswer::Ignore) | None => {
                 let mut b = HttpResponse::Ok();
-                self.common_headers(&mut b, &etag);
-                b.body(self.bytes.clone())
+                self.common_headers(&mut b, etag);
+                b.body(self.file.bytes.clone())
             }
         }
     }
 
     fn common_headers(&self, b: &mut HttpResponseBuilder, etag: &str) {
+        let file = self.file;
         // a stored type that is not a valid header value (metadata written by an older version)
         // is served as bytes, never as a 500
         let content_type =
-            HeaderValue::from_str(&self.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+            HeaderValue::from_str(&file.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
         b.insert_header((header::CONTENT_TYPE, content_type));
         b.insert_header((header::CONTENT_SECURITY_POLICY, crate::mediatype::SANDBOX_CSP));
         b.insert_header((header::ETAG, etag));
         b.insert_header((header::LAST_MODIFIED, httpdate::fmt_http_date(self.modified)));
         b.insert_header((header::ACCEPT_RANGES, "bytes"));
-        match self.caching {
+        match file.caching {
             Caching::Public(secs) => {
                 let v = format!("public, max-age={secs}");
                 b.insert_header((header::CACHE_CONTROL, v.as_str()));
@@ -106,23 +91,36 @@ impl Delivery {
                 b.insert_header(("Surrogate-Control", "no-store"));
             }
         }
-        if !self.surrogate_keys.is_empty() {
-            b.insert_header(("Surrogate-Key", self.surrogate_keys.as_str()));
-            b.insert_header(("Cache-Tag", self.surrogate_keys.replace(' ', ",")));
+        if !file.surrogate_keys.is_empty() {
+            b.insert_header(("Surrogate-Key", file.surrogate_keys.join(" ")));
+            b.insert_header(("Cache-Tag", file.surrogate_keys.join(",")));
         }
-        if self.vary_accept {
+        if file.vary_accept {
             b.insert_header((header::VARY, "Accept"));
         }
-        if let Some(d) = &self.disposition {
-            if let Ok(v) = HeaderValue::from_str(d) {
-                b.insert_header((header::CONTENT_DISPOSITION, v));
-            }
+        if let Ok(v) = HeaderValue::from_str(&disposition(&file.disposition)) {
+            b.insert_header((header::CONTENT_DISPOSITION, v));
         }
-        b.insert_header(("Cache-Status", self.cache_status));
-        if !self.timing.is_empty() {
-            b.insert_header(("Server-Timing", self.timing.as_str()));
+        b.insert_header(("Cache-Status", file.cache_status));
+        if !file.timing.is_empty() {
+            b.insert_header(("Server-Timing", file.timing.as_str()));
         }
     }
+}
+
+/// `inline` or `attachment`, with an ASCII `filename` and, for other names, RFC 8187's
+/// `filename*` (a header value must be ASCII).
+fn disposition(d: &Disposition) -> String {
+    let (filename, kind) = (&d.filename, if d.attachment { "attachment" } else { "inline" });
+    let ascii: String = filename
+        .chars()
+        .map(|c| if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' { c } else { '_' })
+        .collect();
+    if &ascii == filename {
+        return format!("{kind}; filename=\"{ascii}\"");
+    }
+    let encoded = percent_encoding::utf8_percent_encode(filename, percent_encoding::NON_ALPHANUMERIC);
+    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
 fn not_modified(req: &HttpRequest, etag: &str, modified: SystemTime) -> bool {
@@ -201,12 +199,9 @@ impl ResponseError for Error {
         if status >= 500 || status == 401 || status == 403 {
             // a refusal depends on the credentials, which an edge does not key on
             b.insert_header((header::CACHE_CONTROL, if status >= 500 { "no-store" } else { "private, no-store" }));
-        } else {
-            b.insert_header((
-                header::CACHE_CONTROL,
-                format!("public, max-age={}", ERROR_MAX_AGE.load(Ordering::Relaxed)),
-            ));
         }
+        // other 4xx get `public, max-age=error_max_age_secs` from the middleware, which has the
+        // configuration
         if matches!(self, Error::Overloaded) {
             b.insert_header((header::RETRY_AFTER, "1"));
         }

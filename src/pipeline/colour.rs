@@ -6,21 +6,10 @@ use image::DynamicImage;
 
 /// The ICC profile of a JPEG: APP2 `ICC_PROFILE` chunks, joined in sequence order.
 pub fn jpeg_icc(b: &[u8]) -> Option<Vec<u8>> {
-    let mut chunks: Vec<(u8, &[u8])> = Vec::new();
-    let mut i = 2;
-    while i + 4 <= b.len() && b[i] == 0xFF {
-        let marker = b[i + 1];
-        if marker == 0xDA || marker == 0xD9 {
-            break;
-        }
-        let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
-        let end = (i + 2 + len).min(b.len());
-        let payload = &b[(i + 4).min(end)..end];
-        if marker == 0xE2 && payload.len() > 14 && payload.starts_with(b"ICC_PROFILE\0") {
-            chunks.push((payload[12], &payload[14..]));
-        }
-        i += 2 + len;
-    }
+    let mut chunks: Vec<(u8, &[u8])> = super::jpeg_segments::segments(b)
+        .filter(|(marker, payload)| *marker == 0xE2 && payload.len() > 14 && payload.starts_with(b"ICC_PROFILE\0"))
+        .map(|(_, payload)| (payload[12], &payload[14..]))
+        .collect();
     if chunks.is_empty() {
         return None;
     }

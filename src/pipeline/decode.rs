@@ -180,28 +180,8 @@ fn decode_jpeg(bytes: &[u8], probe: &Probe, shrink_to: Option<(u32, u32)>, max_p
 
 /// EXIF orientation from a JPEG's APP1 segment (libjpeg-turbo does not read EXIF).
 fn jpeg_orientation(b: &[u8]) -> Orientation {
-    let mut i = 2;
-    while i + 4 <= b.len() {
-        if b[i] != 0xFF {
-            break;
-        }
-        let marker = b[i + 1];
-        if marker == 0xDA || marker == 0xD9 {
-            break;
-        }
-        if marker == 0xFF || (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
-            i += 1;
-            continue;
-        }
-        let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
-        let end = (i + 2 + len).min(b.len());
-        let payload = &b[(i + 4).min(end)..end];
-        if marker == 0xE1 && payload.starts_with(b"Exif\0\0") {
-            if let Some(o) = Orientation::from_exif_chunk(&payload[6..]) {
-                return o;
-            }
-        }
-        i += 2 + len;
-    }
-    Orientation::NoTransforms
+    super::jpeg_segments::segments(b)
+        .filter(|(marker, payload)| *marker == 0xE1 && payload.starts_with(b"Exif\0\0"))
+        .find_map(|(_, payload)| Orientation::from_exif_chunk(&payload[6..]))
+        .unwrap_or(Orientation::NoTransforms)
 }

@@ -114,24 +114,10 @@ fn webp_metadata(b: &[u8]) -> Result<u64> {
 
 /// JPEG: APP1 (EXIF, XMP), APP2 (ICC) and COM segments before the image data.
 fn jpeg_metadata(b: &[u8]) -> u64 {
-    let mut total = 0u64;
-    let mut i = 2;
-    while i + 4 <= b.len() && b[i] == 0xFF {
-        let marker = b[i + 1];
-        if marker == 0xDA || marker == 0xD9 {
-            break;
-        }
-        if marker == 0xFF || (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
-            i += 1;
-            continue;
-        }
-        let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
-        if matches!(marker, 0xE1 | 0xE2 | 0xFE) {
-            total += len.saturating_sub(2) as u64;
-        }
-        i += 2 + len;
-    }
-    total
+    super::jpeg_segments::segments(b)
+        .filter(|(m, _)| matches!(m, 0xE1 | 0xE2 | 0xFE))
+        .map(|(_, p)| p.len() as u64)
+        .sum()
 }
 
 fn past_the_end(what: &str, size: u64) -> Error {

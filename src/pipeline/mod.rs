@@ -1,14 +1,15 @@
 //! Image pipeline: sniff → probe (pixel limit) → decode with shrink-on-load → orient → tasks →
 //! encode. Pure CPU work: callers run it on the blocking pool, never on the async executor.
 
-pub mod blur;
 pub mod colour;
 pub mod decode;
 pub mod encode;
 pub mod format;
 pub mod guard;
 pub mod job;
+mod jpeg_segments;
 pub mod ops;
+pub mod steps;
 
 use crate::error::Result;
 pub use format::Format;
@@ -75,26 +76,8 @@ impl Budget {
     }
 }
 
-/// The format `Accept` asks for, best first: AVIF, then WebP; `None` keeps the source's.
-pub fn negotiate(accept: &str) -> Option<Format> {
-    let accepts = |mime: &str| {
-        accept.split(',').any(|part| {
-            let mut fields = part.split(';').map(str::trim);
-            let refused = |f: &str| f.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()) == Some(0.0);
-            fields.next() == Some(mime) && !fields.any(refused)
-        })
-    };
-    if accepts("image/avif") {
-        Some(Format::Avif)
-    } else if accepts("image/webp") {
-        Some(Format::Webp)
-    } else {
-        None
-    }
-}
-
-/// Run a compiled job on source bytes. `negotiated` is the outcome of `negotiate` when the job
-/// asks for automatic format.
+/// Run a compiled job on source bytes. `negotiated` is the format the client's `Accept` chose
+/// when the job asks for automatic format (decided by the front, not here).
 /// Stored images a job overlays (watermarks), by handle.
 pub type Overlays = std::collections::HashMap<String, bytes::Bytes>;
 

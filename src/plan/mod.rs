@@ -2,7 +2,10 @@
 //! with one canonical string that keys the cache and is shown by `debug`.
 
 pub mod color;
-pub mod schema;
+/// The task table lives in a leaf module the grammar shares (`crate::schema`).
+pub use crate::schema;
+mod control;
+pub use control::{Content, Fallback, Store};
 
 use crate::error::{Error, Result};
 use crate::url::{ParsedUrl, RawOption, RawTask, Value};
@@ -86,7 +89,7 @@ impl Task {
         self.params.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
-    fn canonical(&self) -> String {
+    pub(crate) fn canonical(&self) -> String {
         if self.params.is_empty() {
             return self.name().to_string();
         }
@@ -296,78 +299,100 @@ fn convert(kind: Kind, v: &Value) -> Result<Param, Why> {
             other => return Err(format!("`{other}` is not true|false")),
         },
         Kind::Enum(allowed) => keyword(scalar(v)?, allowed)?,
-        Kind::IntOr(lo, hi, words) => {
-            let text = scalar(v)?;
-            match keyword(text, words) {
-                Ok(word) => word,
-                Err(_) => Param::Int(int_in(text, lo, hi).map_err(|e| format!("{e} (or one of {})", words.join("|")))?),
-            }
-        }
-        Kind::Color => {
-            let text = scalar(v)?;
-            let (rgba, norm) = color::parse(text).ok_or_else(|| {
-                format!("`{text}` is not a colour (3, 6 or 8 hex digits without #, or a CSS colour name)")
-            })?;
-            Param::Color(rgba, norm)
-        }
-        Kind::Position => match v {
-            Value::Scalar { text, .. } => keyword(text.trim(), POSITIONS)?,
-            Value::List(items) if items.len() == 2 => {
-                Param::List(vec![keyword(scalar(&items[0])?, VERTICAL)?, keyword(scalar(&items[1])?, HORIZONTAL)?])
-            }
-            Value::List(_) => return Err("a position list is [vertical,horizontal], e.g. [top,left]".into()),
-        },
-        Kind::Str => {
-            let text = scalar(v)?;
-            if text.is_empty() || text.len() > 2048 {
-                return Err("expected 1…2048 characters".into());
-            }
-            Param::Str(text.to_string())
-        }
-        Kind::Faces => match v {
-            Value::Scalar { text, .. } if text.trim().eq_ignore_ascii_case("all") => Param::Str("all".into()),
-            Value::Scalar { text, .. } => Param::Int(int_in(text.trim(), 1, 1000)?),
-            Value::List(items) => Param::List(
-                items.iter().map(|i| Ok(Param::Int(int_in(scalar(i)?, 1, 1000)?))).collect::<Result<_, Why>>()?,
-            ),
-        },
+        Kind::IntOr(lo, hi, words) => int_or(scalar(v)?, lo, hi, words)?,
+        Kind::Color => colour(scalar(v)?)?,
+        Kind::Position => position(v)?,
+        Kind::Str => text(scalar(v)?)?,
+        Kind::Faces => faces(v)?,
         Kind::Rect => rect(v)?,
-        Kind::Pair(lo, hi) => {
-            let items = list(v)?;
-            if items.len() != 2 {
-                return Err(format!("expected [a,b] with two integers, got {} items", items.len()));
-            }
-            Param::List(items.iter().map(|i| Ok(Param::Int(int_in(scalar(i)?, lo, hi)?))).collect::<Result<_, Why>>()?)
+        Kind::Pair(lo, hi) => pair(v, lo, hi)?,
+        Kind::Rects => rects(v)?,
+        Kind::List => text_list(v)?,
+        Kind::Time => time(scalar(v)?)?,
+    })
+}
+
+/// An integer in range, or one of the keywords (`deg:exif`, `radius:max`).
+fn int_or(text: &str, lo: i64, hi: i64, words: &[&str]) -> Result<Param, Why> {
+    match keyword(text, words) {
+        Ok(word) => Ok(word),
+        Err(_) => Ok(Param::Int(int_in(text, lo, hi).map_err(|e| format!("{e} (or one of {})", words.join("|")))?)),
+    }
+}
+
+fn colour(text: &str) -> Result<Param, Why> {
+    let (rgba, norm) = color::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a colour (3, 6 or 8 hex digits without #, or a CSS colour name)"))?;
+    Ok(Param::Color(rgba, norm))
+}
+
+/// `top`… or `[vertical,horizontal]`.
+fn position(v: &Value) -> Result<Param, Why> {
+    match v {
+        Value::Scalar { text, .. } => keyword(text.trim(), POSITIONS),
+        Value::List(items) if items.len() == 2 => {
+            Ok(Param::List(vec![keyword(scalar(&items[0])?, VERTICAL)?, keyword(scalar(&items[1])?, HORIZONTAL)?]))
         }
-        Kind::Rects => {
-            let items = list(v)?;
-            if items.is_empty() || items.len() > 50 {
-                return Err("expected 1…50 rectangles [[x,y,w,h],…]".into());
-            }
-            Param::List(items.iter().map(rect).collect::<Result<_, Why>>()?)
-        }
-        Kind::List => {
-            let items = match v {
-                Value::List(items) => items.as_slice(),
-                single => std::slice::from_ref(single),
-            };
-            if items.len() > 100 {
-                return Err("at most 100 items".into());
-            }
-            Param::List(items.iter().map(|i| Ok(Param::Str(scalar(i)?.to_string()))).collect::<Result<_, Why>>()?)
-        }
-        Kind::Time => {
-            let text = scalar(v)?;
-            let parts: Vec<&str> = text.split(':').collect();
-            let ok = !parts.is_empty()
-                && parts.len() <= 3
-                && parts.iter().all(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()));
-            if !ok {
-                return Err(format!("`{text}` is not a time HH[:MM[:SS]]"));
-            }
-            Param::Str(text.to_string())
+        Value::List(_) => Err("a position list is [vertical,horizontal], e.g. [top,left]".into()),
+    }
+}
+
+fn text(text: &str) -> Result<Param, Why> {
+    if text.is_empty() || text.len() > 2048 {
+        return Err("expected 1…2048 characters".into());
+    }
+    Ok(Param::Str(text.to_string()))
+}
+
+/// `all`, an integer 1…1000, or a list of such integers.
+fn faces(v: &Value) -> Result<Param, Why> {
+    Ok(match v {
+        Value::Scalar { text, .. } if text.trim().eq_ignore_ascii_case("all") => Param::Str("all".into()),
+        Value::Scalar { text, .. } => Param::Int(int_in(text.trim(), 1, 1000)?),
+        Value::List(items) => {
+            Param::List(items.iter().map(|i| Ok(Param::Int(int_in(scalar(i)?, 1, 1000)?))).collect::<Result<_, Why>>()?)
         }
     })
+}
+
+fn pair(v: &Value, lo: i64, hi: i64) -> Result<Param, Why> {
+    let items = list(v)?;
+    if items.len() != 2 {
+        return Err(format!("expected [a,b] with two integers, got {} items", items.len()));
+    }
+    Ok(Param::List(items.iter().map(|i| Ok(Param::Int(int_in(scalar(i)?, lo, hi)?))).collect::<Result<_, Why>>()?))
+}
+
+fn rects(v: &Value) -> Result<Param, Why> {
+    let items = list(v)?;
+    if items.is_empty() || items.len() > 50 {
+        return Err("expected 1…50 rectangles [[x,y,w,h],…]".into());
+    }
+    Ok(Param::List(items.iter().map(rect).collect::<Result<_, Why>>()?))
+}
+
+/// A list of free-text items (a single value is a list of one).
+fn text_list(v: &Value) -> Result<Param, Why> {
+    let items = match v {
+        Value::List(items) => items.as_slice(),
+        single => std::slice::from_ref(single),
+    };
+    if items.len() > 100 {
+        return Err("at most 100 items".into());
+    }
+    Ok(Param::List(items.iter().map(|i| Ok(Param::Str(scalar(i)?.to_string()))).collect::<Result<_, Why>>()?))
+}
+
+/// `HH[:MM[:SS]]`.
+fn time(text: &str) -> Result<Param, Why> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let ok = !parts.is_empty()
+        && parts.len() <= 3
+        && parts.iter().all(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()));
+    if !ok {
+        return Err(format!("`{text}` is not a time HH[:MM[:SS]]"));
+    }
+    Ok(Param::Str(text.to_string()))
 }
 
 fn rect(v: &Value) -> Result<Param, Why> {

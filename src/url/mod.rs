@@ -12,8 +12,8 @@ mod tokens;
 pub use tokens::b64_decode;
 
 use crate::error::{Error, Result};
-use crate::plan::schema;
-pub use source::{is_valid_handle, SourceSpec};
+use crate::schema;
+pub use source::SourceSpec;
 use tokens::{decode, split_top, strip_quotes, Token};
 
 /// A raw option value: a scalar (quoted or bare, percent-decoded) or a list of values.

@@ -111,12 +111,8 @@ fn single(raw: &str, query: Option<&str>) -> Result<(SourceSpec, bool)> {
 }
 
 /// Handles are letters, digits, `_` and `-`; anything else never reaches the file system.
-pub fn is_valid_handle(h: &str) -> bool {
-    !h.is_empty() && h.len() <= 128 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 fn validate_handle(h: &str) -> Result<()> {
-    if is_valid_handle(h) {
+    if crate::handle::is_valid(h) {
         Ok(())
     } else {
         Err(Error::bad(format!(

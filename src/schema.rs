@@ -1,3 +1,6 @@
+//! The task table, a leaf both the grammar (`url`, which must tell task names from handles) and
+//! the plan (which validates options against it) read.
+//!
 //! Every task and option of the Filestack URL API (filestack-js schema plus what the other
 //! official SDKs emit), with aliases, types and ranges. Ranges take the widest of the SDKs'
 //! documented bounds, so every SDK's valid URL passes.

@@ -1,10 +1,30 @@
-//! Gaussian blur as three box blurs (running sums: the cost does not grow with the radius), and
-//! the unsharp mask built on it. Written here rather than taken from `image` so that a long blur
-//! of a large image checks the transform's deadline as it goes.
+//! `blur` and `sharpen`: Gaussian blur as three box blurs (running sums: the cost does not grow
+//! with the radius), and the unsharp mask built on it. Written here rather than taken from
+//! `image` so that a long blur of a large image checks the transform's deadline as it goes.
 
-use super::Budget;
 use crate::error::Result;
+use crate::pipeline::Budget;
 use image::DynamicImage;
+
+/// The `blur` step: `sigma` 0 (Filestack's `amount:0`) leaves the image as it is.
+pub fn blur_step(img: DynamicImage, sigma: f32, budget: &Budget) -> Result<DynamicImage> {
+    if sigma > 0.0 {
+        blur(img, sigma, budget)
+    } else {
+        Ok(img)
+    }
+}
+
+/// The `sharpen` step: the mask's blur is `sigma / 2 + 0.5` (amounts 1…20 give 1…10.5), the
+/// mapping derivatives have always been made with, so cached and fresh outputs agree; 0 leaves
+/// the image as it is.
+pub fn sharpen_step(img: DynamicImage, sigma: f32, budget: &Budget) -> Result<DynamicImage> {
+    if sigma > 0.0 {
+        sharpen(img, sigma / 2.0 + 0.5, budget)
+    } else {
+        Ok(img)
+    }
+}
 
 /// Blur 8-bit RGB(A) pixels with a Gaussian of `sigma`, approximated by three box passes.
 pub fn blur(img: DynamicImage, sigma: f32, budget: &Budget) -> Result<DynamicImage> {
@@ -98,7 +118,7 @@ mod tests {
         for (x, _, p) in img.enumerate_pixels_mut() {
             p.0 = if x < 20 { [0, 0, 0] } else { [255, 255, 255] };
         }
-        let budget = Budget::start(super::super::Limits::default());
+        let budget = Budget::start(crate::pipeline::Limits::default());
         let out = blur(DynamicImage::ImageRgb8(img), 3.0, &budget).unwrap().to_rgb8();
         assert_eq!(out.get_pixel(0, 5).0, [0, 0, 0]);
         assert_eq!(out.get_pixel(39, 5).0, [255, 255, 255]);
@@ -113,15 +133,25 @@ mod tests {
         for (x, _, p) in img.enumerate_pixels_mut() {
             p.0 = if x < 20 { [100; 3] } else { [150; 3] };
         }
-        let budget = Budget::start(super::super::Limits::default());
+        let budget = Budget::start(crate::pipeline::Limits::default());
         let out = sharpen(DynamicImage::ImageRgb8(img), 2.0, &budget).unwrap().to_rgb8();
         assert!(out.get_pixel(19, 2).0[0] < 100 && out.get_pixel(20, 2).0[0] > 150);
         assert_eq!(out.get_pixel(0, 2).0[0], 100);
     }
 
     #[test]
+    fn a_zero_amount_leaves_the_image() {
+        let img = image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([(x * 30) as u8, (y * 30) as u8, 7]));
+        let budget = Budget::start(crate::pipeline::Limits::default());
+        let img = DynamicImage::ImageRgb8(img);
+        assert_eq!(blur_step(img.clone(), 0.0, &budget).unwrap(), img);
+        assert_eq!(sharpen_step(img.clone(), 0.0, &budget).unwrap(), img);
+        assert_ne!(blur_step(img.clone(), 1.0, &budget).unwrap(), img);
+    }
+
+    #[test]
     fn a_past_deadline_stops_the_blur() {
-        let limits = super::super::Limits { timeout: std::time::Duration::ZERO, ..Default::default() };
+        let limits = crate::pipeline::Limits { timeout: std::time::Duration::ZERO, ..Default::default() };
         let budget = Budget::start(limits);
         std::thread::sleep(std::time::Duration::from_millis(2));
         let img = DynamicImage::ImageRgb8(image::RgbImage::new(100, 100));

@@ -5,6 +5,10 @@
 //! metadata is written the same way. The metadata's rename is the commit point, so a crash at
 //! any moment leaves either the old file or the new one under a handle, never half of one.
 
+mod spool;
+
+pub use spool::{Spool, Spooled};
+
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use md5::Digest as _;
@@ -86,7 +90,7 @@ impl Store {
 
     /// Only well-formed handles reach the file system (no `..`, no separators).
     fn check(handle: &str) -> Result<()> {
-        if crate::url::is_valid_handle(handle) {
+        if crate::handle::is_valid(handle) {
             Ok(())
         } else {
             Err(Error::bad(format!("`{handle}` is not a handle (letters, digits, _ and -)")))
@@ -102,7 +106,7 @@ impl Store {
     pub async fn spool(&self) -> Result<Spool> {
         let path = self.root.join(".tmp").join(format!("{:x}.upload", rand::random::<u64>()));
         let file = tokio::fs::File::create(&path).await?;
-        Ok(Spool { file, spooled: Spooled { path, size: 0 } })
+        Ok(Spool::new(file, path))
     }
 
     /// Store a spooled upload under `handle` (a new one when `None`): the file is renamed into
@@ -260,60 +264,6 @@ fn write_original(dir: &Path, tmp: &Path, handle: &str, content: Content, upload
         fs::remove_file(dir.join(format!("{}.bin", prev.version))).ok();
     }
     Ok(meta)
-}
-
-/// An upload being written to disk as it arrives.
-pub struct Spool {
-    file: tokio::fs::File,
-    spooled: Spooled,
-}
-
-impl Spool {
-    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
-        use tokio::io::AsyncWriteExt;
-        self.file.write_all(chunk).await?;
-        self.spooled.size += chunk.len() as u64;
-        Ok(())
-    }
-
-    pub fn size(&self) -> u64 {
-        self.spooled.size
-    }
-
-    /// Flush and fsync: the bytes are durable before they are stored under a handle.
-    pub async fn finish(mut self) -> Result<Spooled> {
-        use tokio::io::AsyncWriteExt;
-        self.file.flush().await?;
-        self.file.sync_all().await?;
-        Ok(self.spooled)
-    }
-}
-
-/// A complete upload in a temporary file; removed when dropped unless it was stored.
-pub struct Spooled {
-    path: PathBuf,
-    pub size: u64,
-}
-
-impl Spooled {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The bytes, mapped from the file (blocking: call on the blocking pool).
-    pub fn map(&self) -> std::io::Result<memmap2::Mmap> {
-        let file = fs::File::open(&self.path)?;
-        // SAFETY: the spool is a private temporary file of this process that nothing writes to
-        // once it is finished; it is renamed (not modified) when stored.
-        unsafe { memmap2::Mmap::map(&file) }
-    }
-}
-
-impl Drop for Spooled {
-    fn drop(&mut self) {
-        // after a successful store the file was renamed away and this fails harmlessly
-        fs::remove_file(&self.path).ok();
-    }
 }
 
 /// temp file + fsync + rename + fsync of the directory.

@@ -2,10 +2,11 @@
 //! aliases. External bytes are kept in memory for a while, so one URL is fetched once, not once
 //! per derivative.
 
+pub mod netguard;
+
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::METRICS;
-use crate::netguard;
 use crate::store::Store;
 use crate::url::SourceSpec;
 use bytes::Bytes;

@@ -1,0 +1,236 @@
+//! Derivative cache: an in-memory hot tier (moka, weighted by bytes) over a disk tier.
+//!
+//! The disk tier keeps its index in sled ([`index`]: key → metadata, plus trees ordered by source,
+//! expiry and last access) and the bytes in one file per entry under `cache/blobs/` ([`blobs`]).
+//! Bytes stay out of sled on purpose: derivatives are 10 KB–1 MB, and sled keeps values in its log
+//! and page cache, so large values would bloat both and be rewritten on every compaction; plain
+//! files cost one `read` on a cold hit, are paged by the OS, and are removed with one `unlink`.
+//! Each index entry carries the blake3 of its bytes: a file torn by a crash fails the check and is
+//! dropped and recomputed, never served.
+//!
+//! Request paths only read, write and touch single entries; everything that walks the index or
+//! the blob directory (expiry, the size budget, orphaned files) is [`Cache::housekeep`], run by the
+//! one background sweeper, so a transform worker never pays for another entry's cleanup.
+
+mod blobs;
+mod housekeeping;
+mod index;
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::metrics::METRICS;
+use blobs::Blobs;
+pub use housekeeping::Housekeeping;
+use index::{Expect, Index};
+
+pub type Key = [u8; 32];
+
+/// Build a cache key from everything that changes a derivative's bytes.
+pub fn key(parts: &[&str]) -> Key {
+    let mut h = blake3::Hasher::new();
+    for p in parts {
+        h.update(&(p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    *h.finalize().as_bytes()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryMeta {
+    pub content_type: String,
+    pub extension: String,
+    pub length: u64,
+    /// blake3 of the bytes, hex: the strong ETag and the torn-write check.
+    pub checksum: String,
+    /// Unix seconds.
+    pub created: u64,
+    pub expires: u64,
+    pub last_access: u64,
+    /// Source identity, for purges.
+    pub source: String,
+    /// Other stored files the bytes depend on (watermarks), also purged by.
+    #[serde(default)]
+    pub overlays: Vec<String>,
+    /// The format was negotiated from `Accept`.
+    pub vary_accept: bool,
+}
+
+#[derive(Debug)]
+pub struct Cached {
+    pub bytes: Bytes,
+    pub meta: EntryMeta,
+    /// Last time a memory hit was written back to the index (for the disk tier's LRU).
+    touched: AtomicU64,
+}
+
+impl Cached {
+    pub fn new(bytes: Bytes, meta: EntryMeta) -> Cached {
+        let touched = AtomicU64::new(meta.last_access);
+        Cached { bytes, meta, touched }
+    }
+}
+
+/// Memory hits refresh the disk index's access time at most this often.
+const TOUCH_EVERY_SECS: u64 = 600;
+
+pub struct Cache {
+    index: Index,
+    blobs: Blobs,
+    hot: moka::sync::Cache<Key, Arc<Cached>>,
+    /// Memory hits whose access time the index should learn; written by the sweeper, so a hit
+    /// on the async executor never waits for sled.
+    touched: Mutex<HashMap<Key, u64>>,
+    disk_bytes: AtomicU64,
+    max_bytes: u64,
+    /// Housekeeping runs so far: the orphan scan runs on every `ORPHAN_SCAN_EVERY`-th, from the first.
+    runs: AtomicU64,
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Cache {
+    /// Open (or create) the cache under `data_dir/cache`. Reads every index entry once, to learn
+    /// the bytes on disk and, for an index from before the ordered trees, to build them; the
+    /// blob directory is not scanned here but by the first [`Cache::housekeep`].
+    pub fn open(data_dir: &Path, max_bytes: u64, memory_bytes: u64) -> Result<Cache, String> {
+        let dir = data_dir.join("cache");
+        let blobs = Blobs::open(dir.join("blobs"))?;
+        let (index, disk) = Index::open(&dir.join("index"))?;
+        let hot = moka::sync::Cache::builder()
+            .weigher(|_k: &Key, v: &Arc<Cached>| v.bytes.len().min(u32::MAX as usize) as u32)
+            .max_capacity(memory_bytes)
+            .build();
+        METRICS.cache_disk_bytes.set(disk as i64);
+        Ok(Cache {
+            index,
+            blobs,
+            hot,
+            touched: Default::default(),
+            disk_bytes: AtomicU64::new(disk),
+            max_bytes,
+            runs: AtomicU64::new(0),
+        })
+    }
+
+    /// The hot tier only: no I/O, safe on the async executor.
+    pub fn get_hot(&self, key: &Key) -> Option<Arc<Cached>> {
+        let hit = self.hot.get(key)?;
+        let now = now();
+        if hit.meta.expires <= now {
+            self.hot.invalidate(key);
+            return None;
+        }
+        // popular entries live in memory; tell the disk tier they are in use so that
+        // size-based eviction does not pick them first
+        if now.saturating_sub(hit.touched.load(Ordering::Relaxed)) > TOUCH_EVERY_SECS {
+            hit.touched.store(now, Ordering::Relaxed);
+            self.touched.lock().unwrap_or_else(|e| e.into_inner()).insert(*key, now);
+        }
+        Some(hit)
+    }
+
+    /// Hot tier, then disk (blocking I/O: call from the blocking pool). A disk hit moves the entry
+    /// to the young end of the LRU order.
+    pub fn get(&self, key: &Key) -> Option<Arc<Cached>> {
+        if let Some(hit) = self.get_hot(key) {
+            return Some(hit);
+        }
+        let (raw, mut meta) = self.index.get(key)?;
+        // every removal below is conditional on `raw`: an entry replaced meanwhile is left alone
+        if meta.expires <= now() {
+            self.discard(key, Expect::Raw(&raw));
+            return None;
+        }
+        let Ok(bytes) = self.blobs.read(key) else {
+            self.discard(key, Expect::Raw(&raw));
+            return None;
+        };
+        if bytes.len() as u64 != meta.length || blake3::hash(&bytes).to_hex().as_str() != meta.checksum {
+            tracing::warn!(key = %hex::encode(key), "cache entry failed its checksum; dropped");
+            METRICS.cache_corrupt.inc();
+            self.discard(key, Expect::Raw(&raw));
+            return None;
+        }
+        let now = now();
+        if self.index.set_access(key, now, Some(&raw)) {
+            meta.last_access = now;
+        }
+        let cached = Arc::new(Cached::new(bytes, meta));
+        self.hot.insert(*key, cached.clone());
+        Some(cached)
+    }
+
+    /// Store a derivative: bytes first (temp + rename), then the index entry that makes it visible.
+    /// Never evicts: staying under the budget is the sweeper's job, off the transform workers.
+    pub fn put(&self, key: &Key, bytes: Bytes, meta: EntryMeta) -> Arc<Cached> {
+        let cached = Arc::new(Cached::new(bytes, meta));
+        self.hot.insert(*key, cached.clone());
+        if let Err(e) = self.write_disk(key, &cached) {
+            tracing::warn!(error = %e, "cache write failed; entry kept in memory only");
+        }
+        cached
+    }
+
+    fn write_disk(&self, key: &Key, cached: &Cached) -> Result<(), String> {
+        self.blobs.write(key, &cached.bytes).map_err(|e| e.to_string())?;
+        let replaced = self.index.insert(key, &cached.meta)?;
+        self.account(cached.meta.length, replaced);
+        Ok(())
+    }
+
+    fn account(&self, add: u64, sub: u64) {
+        let update = |v: u64| Some((v + add).saturating_sub(sub));
+        let prev = self.disk_bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, update).unwrap_or(0);
+        METRICS.cache_disk_bytes.set(((prev + add).saturating_sub(sub)) as i64);
+    }
+
+    /// Remove the entry `key` holds if it is still the one `expect` describes, with its blob and
+    /// its memory copy. The accounting uses the removed entry itself, not a copy the caller saw.
+    fn discard(&self, key: &Key, expect: Expect) -> bool {
+        let Some(length) = self.index.remove(key, expect) else { return false };
+        self.hot.invalidate(key);
+        self.blobs.remove(key);
+        self.account(0, length);
+        true
+    }
+
+    /// Drop every derivative of a source (after a delete or an overwrite), found through the
+    /// source itself or an overlay it was drawn with. Returns how many.
+    pub fn purge_source(&self, source: &str) -> usize {
+        let keys = self.index.keys_by_source(source);
+        for key in &keys {
+            if !self.discard(key, Expect::Any) {
+                // a source key with no entry behind it: drop it and any memory copy
+                self.hot.invalidate(key);
+                self.index.forget_source(source, key);
+            }
+        }
+        keys.len()
+    }
+
+    /// Write the access times of memory hits to the index (blocking: the sweeper calls it).
+    pub fn write_touches(&self) {
+        let pending = std::mem::take(&mut *self.touched.lock().unwrap_or_else(|e| e.into_inner()));
+        for (key, at) in pending {
+            self.index.set_access(&key, at, None);
+        }
+    }
+
+    /// Everything housekeeping removes, as one count: what the sweeper logs.
+    pub fn sweep(&self) -> usize {
+        self.housekeep().total()
+    }
+
+    pub fn flush(&self) {
+        self.index.flush();
+    }
+}

@@ -1,0 +1,69 @@
+//! Processing URLs over HTTP: `/[KEY/][debug/]tasks…/SOURCE` (and `/HANDLE/metadata`, which
+//! filestack-python asks on the CDN host). The request becomes a typed service call; the answer
+//! becomes headers.
+
+use super::respond::answer;
+use super::{PeerSocket, Shared};
+use crate::error::{Error, Result};
+use crate::origin::{Accepts, Method, ProcessRequest, QueryParams};
+use actix_web::http::Method as HttpMethod;
+use actix_web::{HttpRequest, HttpResponse};
+use std::sync::Arc;
+
+pub async fn handle(req: HttpRequest, origin: Shared) -> Result<HttpResponse> {
+    // GET and HEAD read; POST is what filestack-python sends for `store` on a processing URL
+    let method = match *req.method() {
+        HttpMethod::GET => Method::Get,
+        HttpMethod::HEAD => Method::Head,
+        HttpMethod::POST => Method::Post,
+        _ => return Err(Error::MethodNotAllowed),
+    };
+    let path = req.uri().path();
+    if let Some(handle) = metadata_route(path) {
+        let query = QueryParams::parse(req.uri().query());
+        return Ok(answer(&req, origin.metadata(handle, &query).await?));
+    }
+    let parsed = origin.parse(path, req.uri().query())?;
+    let peer = req.conn_data::<PeerSocket>().copied();
+    let request = ProcessRequest {
+        parsed,
+        method,
+        accepts: accepts(req.headers().get("accept").and_then(|v| v.to_str().ok()).unwrap_or("")),
+        client_gone: peer.map(|p| Arc::new(move || p.gone()) as crate::origin::ClientGone),
+    };
+    Ok(answer(&req, origin.process(request).await?))
+}
+
+/// `/HANDLE/metadata` on the CDN host (filestack-python).
+fn metadata_route(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix('/')?.strip_suffix("/metadata")?;
+    crate::handle::is_valid(rest).then_some(rest)
+}
+
+/// Which of the formats worth negotiating `Accept` allows (a `q=0` refuses one).
+pub fn accepts(accept: &str) -> Accepts {
+    let allows = |mime: &str| {
+        accept.split(',').any(|part| {
+            let mut fields = part.split(';').map(str::trim);
+            let refused = |f: &str| f.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()) == Some(0.0);
+            fields.next() == Some(mime) && !fields.any(refused)
+        })
+    };
+    Accepts { avif: allows("image/avif"), webp: allows("image/webp") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_headers_choose_formats() {
+        let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+        assert_eq!(accepts(chrome), Accepts { avif: true, webp: true });
+        assert_eq!(accepts("image/webp,*/*"), Accepts { avif: false, webp: true });
+        assert_eq!(accepts("image/avif;q=0, image/webp"), Accepts { avif: false, webp: true });
+        assert_eq!(accepts("*/*"), Accepts::default());
+        assert_eq!(metadata_route("/AAAAAAAAAAAAAAAAAAAA/metadata"), Some("AAAAAAAAAAAAAAAAAAAA"));
+        assert_eq!(metadata_route("/resize=w:1/AAAA/metadata"), None);
+    }
+}

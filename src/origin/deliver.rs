@@ -1,0 +1,76 @@
+//! Originals as they are (no tasks): stored handles, external URLs, storage aliases.
+
+use super::{Caching, Disposition, FileAnswer, Origin};
+use crate::cache;
+use crate::error::Result;
+use crate::mediatype;
+use crate::pipeline::format::{sniff, Sniffed};
+use crate::plan::CachePolicy;
+use crate::url::SourceSpec;
+
+impl Origin {
+    /// The source's bytes, typed and named; `download` asks for an attachment. Types that could
+    /// carry script are always attachments (see `mediatype`).
+    pub async fn deliver(&self, source: &SourceSpec, download: bool) -> Result<FileAnswer> {
+        let version = self.sources.version(source).await?;
+        let (bytes, content_type, filename) = match source {
+            SourceSpec::Handle { handle } => {
+                let meta = self.store.meta(handle).await?;
+                (self.store.read(&meta).await?, meta.mimetype.clone(), meta.filename.clone())
+            }
+            other => {
+                let bytes = self.sources.fetch(other).await?;
+                let content_type = sniffed_type(&bytes);
+                (bytes, content_type, source_file_name(other))
+            }
+        };
+        let inline = mediatype::inline_safe(&content_type, self.config.inline_svg);
+        Ok(FileAnswer {
+            bytes,
+            content_type,
+            checksum: version.version.clone(),
+            modified: version.modified.unwrap_or_else(cache::now),
+            caching: self.caching(CachePolicy::Default, self.config.cache_ttl_secs),
+            surrogate_keys: vec![surrogate_source_key(source)],
+            vary_accept: false,
+            disposition: Disposition { filename, attachment: download || !inline },
+            cache_status: "refract; detail=original",
+            timing: String::new(),
+        })
+    }
+
+    /// Public for `remaining` seconds; revalidated when files are private (a secret is set);
+    /// never stored with `cache=false`.
+    pub(super) fn caching(&self, policy: CachePolicy, remaining: u64) -> Caching {
+        if policy == CachePolicy::Disabled {
+            Caching::NoStore
+        } else if self.security.enabled() {
+            Caching::Revalidate
+        } else {
+            Caching::Public(remaining)
+        }
+    }
+}
+
+/// What the bytes of a source without stored metadata are.
+fn sniffed_type(bytes: &[u8]) -> String {
+    match sniff(bytes) {
+        Sniffed::Image(f) => f.mime().to_string(),
+        Sniffed::Unsupported(m) => m.to_string(),
+        Sniffed::Unknown => mediatype::sniff_active(bytes).unwrap_or("application/octet-stream").to_string(),
+    }
+}
+
+/// The last path segment of a URL or alias path, without its query.
+pub(super) fn source_file_name(source: &SourceSpec) -> String {
+    let identity = source.identity();
+    identity.rsplit('/').next().unwrap_or("file").split('?').next().unwrap_or("file").to_string()
+}
+
+/// The purge tag of a source: its handle, or a digest of its identity.
+pub(super) fn surrogate_source_key(source: &SourceSpec) -> String {
+    match source {
+        SourceSpec::Handle { handle } => handle.clone(),
+        other => format!("src-{}", &blake3::hash(other.identity().as_bytes()).to_hex()[..16]),
+    }
+}

@@ -1,0 +1,213 @@
+//! Derivatives: the cache key, the cache lookup, single-flight over misses, and the transform on
+//! the pool (after admission, which is taken before any source byte is read).
+
+use super::deliver::surrogate_source_key;
+use super::{Disposition, FileAnswer, Origin, Parsed, ProcessRequest};
+use crate::cache::{self, Cached, EntryMeta, Key};
+use crate::error::Result;
+use crate::metrics::METRICS;
+use crate::pipeline::{self, job::ImageJob, Format, Limits, Rendered};
+use crate::plan::CachePolicy;
+use crate::pool::Admission;
+use crate::url::SourceSpec;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Derived bytes and how they were obtained.
+#[derive(Clone)]
+pub struct Outcome {
+    pub(super) cached: Arc<Cached>,
+    status: &'static str,
+    timing: String,
+}
+
+impl Origin {
+    /// A derivative, from the cache or the pipeline, described for the front.
+    pub(super) async fn derivative(&self, req: &ProcessRequest) -> Result<FileAnswer> {
+        let (outcome, key) = self.produce(req).await?;
+        let parsed = &req.parsed;
+        let meta = &outcome.cached.meta;
+        let stem = match &parsed.url.source {
+            SourceSpec::Handle { handle } => {
+                self.store.meta(handle).await.map(|m| m.filename.clone()).unwrap_or_else(|_| handle.clone())
+            }
+            other => other.identity(),
+        };
+        let stem = stem.rsplit('/').next().unwrap_or("file").split(['.', '?']).next().unwrap_or("file").to_string();
+        let content = parsed.plan.content();
+        let filename = content.filename.unwrap_or_else(|| format!("{stem}.{}", meta.extension));
+        let mut tags = vec![surrogate_source_key(&parsed.url.source)];
+        tags.extend(meta.overlays.iter().cloned());
+        tags.push(format!("d-{}", &hex::encode(key)[..16]));
+        Ok(FileAnswer {
+            bytes: outcome.cached.bytes.clone(),
+            content_type: meta.content_type.clone(),
+            checksum: meta.checksum.clone(),
+            modified: meta.created,
+            caching: self.caching(parsed.plan.cache, meta.expires.saturating_sub(cache::now())),
+            surrogate_keys: tags,
+            vary_accept: meta.vary_accept,
+            disposition: Disposition { filename, attachment: parsed.query.download || content.attachment },
+            cache_status: outcome.status,
+            timing: outcome.timing,
+        })
+    }
+
+    /// Everything that changes a derivative's bytes, hashed: the pipeline's version, the
+    /// canonical plan, the source's identity and version, the negotiated format, an explicit
+    /// expiry and the versions of the stored files it overlays.
+    pub(super) async fn derivative_key(&self, parsed: &Parsed, negotiated: Option<Format>) -> Result<Key> {
+        let job = parsed.job.as_ref().expect("derivative needs a job");
+        let version = self.sources.version(&parsed.url.source).await?;
+        let negotiated_tag =
+            negotiated.map(Format::extension).unwrap_or(if job.negotiates() { "original" } else { "" });
+        // `cache=expiry:N` gives its URL an entry of its own, with that lifetime
+        let expiry = match parsed.plan.cache {
+            CachePolicy::Expiry(n) => n.to_string(),
+            _ => String::new(),
+        };
+        // a watermark's own version is part of the key: overwriting it must not serve stale marks
+        let mut overlay_versions = String::new();
+        for handle in job.overlays() {
+            overlay_versions += &self.sources.version(&SourceSpec::handle(handle.to_string())).await?.version;
+        }
+        let (canonical, identity) = (&parsed.canonical, &version.identity);
+        let parts =
+            [pipeline::VERSION, canonical, identity, &version.version, negotiated_tag, &expiry, &overlay_versions];
+        Ok(cache::key(&parts))
+    }
+
+    /// The derivative's bytes: from the cache, or computed once (single-flight) and stored.
+    pub(super) async fn produce(&self, req: &ProcessRequest) -> Result<(Outcome, Key)> {
+        let parsed = &req.parsed;
+        let negotiated = req.negotiated();
+        // an external source not seen lately is downloaded to learn its version: that download
+        // needs a place in the queue first, like any other read of a miss
+        let fresh = self.sources.is_fresh(&parsed.url.source).await;
+        let early = Mutex::new(if fresh { None } else { Some(self.pool.admit()?) });
+        let key = self.derivative_key(parsed, negotiated).await?;
+        let gone = req.client_gone.clone();
+        let abandoned = move || gone.as_ref().is_some_and(|g| g());
+        if parsed.plan.cache == CachePolicy::Disabled {
+            let admitted = self.take_or_admit(&early)?;
+            return Ok((self.compute(parsed, negotiated, None, admitted, abandoned).await?, key));
+        }
+        if let Some(hit) = self.lookup(key).await {
+            return Ok((hit, key));
+        }
+        let outcome = self
+            .flights
+            .run(key, |followers| {
+                let admitted = self.take_or_admit(&early);
+                let abandoned = abandoned.clone();
+                async move {
+                    // another flight may have finished between our lookup and now
+                    if let Some(hit) = self.lookup(key).await {
+                        return Ok(hit);
+                    }
+                    METRICS.cache_misses.inc();
+                    let nobody_waits = move || abandoned() && !followers.waiting();
+                    self.compute(parsed, negotiated, Some(key), admitted?, nobody_waits).await
+                }
+            })
+            .await?;
+        Ok((outcome, key))
+    }
+
+    /// The place in the queue taken early, or a new one.
+    fn take_or_admit(&self, early: &Mutex<Option<Admission>>) -> Result<Admission> {
+        match early.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(admitted) => Ok(admitted),
+            None => self.pool.admit(),
+        }
+    }
+
+    async fn lookup(&self, key: Key) -> Option<Outcome> {
+        if let Some(hit) = self.cache.get_hot(&key) {
+            METRICS.cache_hits.with_label_values(&["memory"]).inc();
+            return Some(Outcome { cached: hit, status: "refract; hit", timing: "cache;desc=memory".into() });
+        }
+        let cache = self.cache.clone();
+        let hit = tokio::task::spawn_blocking(move || cache.get(&key)).await.ok().flatten()?;
+        METRICS.cache_hits.with_label_values(&["disk"]).inc();
+        Some(Outcome { cached: hit, status: "refract; hit", timing: "cache;desc=disk".into() })
+    }
+
+    /// Fetch the source and its overlays, then run the pipeline on the pool; keep the result
+    /// unless `key` is `None` (`cache=false`).
+    async fn compute(
+        &self,
+        parsed: &Arc<Parsed>,
+        negotiated: Option<Format>,
+        key: Option<Key>,
+        admitted: Admission,
+        abandoned: impl Fn() -> bool + Send + 'static,
+    ) -> Result<Outcome> {
+        let started = Instant::now();
+        let bytes = self.sources.fetch(&parsed.url.source).await?;
+        let mut overlays = pipeline::Overlays::new();
+        for handle in parsed.job.as_ref().map(ImageJob::overlays).unwrap_or_default() {
+            overlays.insert(handle.to_string(), self.sources.fetch(&SourceSpec::handle(handle.to_string())).await?);
+        }
+        let fetched = started.elapsed();
+        let ttl = match parsed.plan.cache {
+            CachePolicy::Expiry(n) => n,
+            _ => self.config.cache_ttl_secs,
+        };
+        let work =
+            Work { parsed: parsed.clone(), negotiated, limits: self.limits(), ttl, key, cache: self.cache.clone() };
+        let (cached, transform) = admitted.run(move || work.run(&bytes, &overlays), abandoned).await?;
+        let status = if key.is_some() { "refract; fwd=uri-miss; stored" } else { "refract; fwd=bypass" };
+        let timing = format!("fetch;dur={:.1}, transform;dur={:.1}", ms(fetched), ms(transform));
+        Ok(Outcome { cached, status, timing })
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One transform as it runs on a worker: render, then keep.
+struct Work {
+    parsed: Arc<Parsed>,
+    negotiated: Option<Format>,
+    limits: Limits,
+    ttl: u64,
+    key: Option<Key>,
+    cache: Arc<cache::Cache>,
+}
+
+impl Work {
+    fn run(self, bytes: &[u8], overlays: &pipeline::Overlays) -> Result<(Arc<Cached>, Duration)> {
+        let t = Instant::now();
+        let job = self.parsed.job.as_ref().expect("compute needs a job");
+        let rendered = pipeline::run_with(bytes, job, self.negotiated, self.limits, overlays);
+        let elapsed = t.elapsed();
+        METRICS.transform_seconds.observe(elapsed.as_secs_f64());
+        METRICS.transforms.with_label_values(&[if rendered.is_ok() { "ok" } else { "error" }]).inc();
+        let rendered = rendered?;
+        let meta = self.entry_meta(&rendered, job);
+        let bytes = bytes::Bytes::from(rendered.bytes);
+        let cached = match self.key {
+            Some(k) => self.cache.put(&k, bytes, meta),
+            None => Arc::new(Cached::new(bytes, meta)),
+        };
+        Ok((cached, elapsed))
+    }
+
+    fn entry_meta(&self, rendered: &Rendered, job: &ImageJob) -> EntryMeta {
+        let now = cache::now();
+        EntryMeta {
+            content_type: rendered.content_type.to_string(),
+            extension: rendered.extension.to_string(),
+            length: rendered.bytes.len() as u64,
+            checksum: blake3::hash(&rendered.bytes).to_hex().to_string(),
+            created: now,
+            expires: now + self.ttl,
+            last_access: now,
+            source: self.parsed.url.source.identity(),
+            overlays: job.overlays().into_iter().map(str::to_string).collect(),
+            vary_accept: job.negotiates(),
+        }
+    }
+}

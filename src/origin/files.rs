@@ -1,0 +1,201 @@
+//! The file API's business: uploads (checked, typed, stored), overwrites and deletes (each
+//! purging every derivative of the file), reads and metadata.
+
+use super::{Answer, Origin, QueryParams};
+use crate::error::{Error, Result};
+use crate::mediatype;
+use crate::pipeline::format::{sniff, Sniffed};
+use crate::pipeline::{decode, guard, Limits};
+use crate::security::{Access, Call};
+use crate::store::{FileMeta, Spooled, Upload};
+use crate::url::{SecurityParams, SourceSpec};
+
+/// What the uploader says about a file (query string and multipart part), before its bytes are
+/// checked.
+#[derive(Debug, Clone, Default)]
+pub struct FileFields {
+    pub filename: Option<String>,
+    pub mimetype: Option<String>,
+    pub container: Option<String>,
+    pub path: Option<String>,
+    pub apikey: Option<String>,
+    pub creds: Option<SecurityParams>,
+}
+
+impl FileFields {
+    pub fn from_query(query: &QueryParams) -> FileFields {
+        FileFields {
+            filename: query.get("filename"),
+            mimetype: query.get("mimetype"),
+            container: query.get("container"),
+            path: query.get("path"),
+            apikey: query.get("key"),
+            creds: query.security(),
+        }
+    }
+}
+
+/// A place among the uploads being read; dropping it gives the place back.
+pub struct UploadSlot<'a>(#[allow(dead_code)] tokio::sync::SemaphorePermit<'a>);
+
+impl Origin {
+    /// Everything checked before an upload's body is read: credentials, the file to overwrite,
+    /// the declared type, and a free upload slot (503 when all are taken).
+    pub async fn begin_upload(&self, fields: &FileFields, overwrite: Option<&str>) -> Result<UploadSlot<'_>> {
+        match overwrite {
+            None => {
+                self.security.check_apikey(fields.apikey.as_deref(), true)?;
+                self.security.authorize(fields.creds.as_ref(), &Access::new(Call::Store))?;
+            }
+            Some(handle) => {
+                self.security.authorize(fields.creds.as_ref(), &Access::handle(Call::Write, handle))?;
+                self.store.meta(handle).await?;
+            }
+        }
+        fields.mimetype.as_deref().map(mediatype::parse_declared).transpose()?;
+        self.uploads.try_acquire().map(UploadSlot).map_err(|_| Error::Overloaded)
+    }
+
+    /// Check a spooled upload and store it (under `overwrite`, purging the old derivatives, or a
+    /// new handle); answers Filestack's store JSON.
+    pub async fn finish_upload(&self, spooled: Spooled, fields: FileFields, overwrite: Option<&str>) -> Result<Answer> {
+        if spooled.size == 0 {
+            return Err(Error::bad("the upload is empty"));
+        }
+        let (limits, name, declared) = (self.limits(), fields.filename.clone(), fields.mimetype.clone());
+        // probing parses the file: on the blocking pool, over the spooled file mapped into memory
+        let (spooled, inspected) = tokio::task::spawn_blocking(move || {
+            let inspected = spooled.map().map_err(Error::from).and_then(|m| inspect(&m, &name, declared, &limits));
+            (spooled, inspected)
+        })
+        .await
+        .map_err(Error::internal)?;
+        let upload = Upload { filename: fields.filename, container: fields.container, path: fields.path, ..inspected? };
+        let meta = self.store.put_spooled(overwrite.map(str::to_string), spooled, upload).await?;
+        let mut answer = store_answer(&self.public_url, &meta, fields.apikey.as_deref());
+        if let Some(handle) = overwrite {
+            let purged = self.purge(handle).await;
+            tracing::info!(handle, purged, "overwrote file");
+            answer["derivatives_purged"] = purged.into();
+        }
+        Ok(Answer::Json(answer))
+    }
+
+    /// A form `url=` upload: the external file, fetched through the guarded source fetcher and
+    /// spooled like a body; with the name its URL gives.
+    pub async fn spool_url(&self, url: &str) -> Result<(Spooled, Option<String>)> {
+        let (spec, _) = SourceSpec::parse_external(url)?;
+        let bytes = self.sources.fetch(&spec).await?;
+        let mut spool = self.store.spool().await?;
+        spool.write(&bytes).await?;
+        let filename = url.rsplit('/').next().map(|n| n.split('?').next().unwrap_or(n).to_string());
+        Ok((spool.finish().await?, filename))
+    }
+
+    pub async fn delete_file(&self, handle: &str, creds: Option<&SecurityParams>) -> Result<Answer> {
+        self.security.authorize(creds, &Access::handle(Call::Remove, handle))?;
+        self.store.delete(handle).await?;
+        let purged = self.purge(handle).await;
+        tracing::info!(handle, purged, "deleted file");
+        Ok(Answer::Json(serde_json::json!({ "handle": handle, "deleted": true, "derivatives_purged": purged })))
+    }
+
+    pub async fn read_file(&self, handle: &str, query: &QueryParams) -> Result<Answer> {
+        self.security.authorize(query.security().as_ref(), &Access::handle(Call::Read, handle))?;
+        let file = self.deliver(&SourceSpec::handle(handle.to_string()), query.download).await?;
+        Ok(Answer::File(Box::new(file)))
+    }
+
+    /// The asked fields (`?size=true&width=true…`), or the usual set when none are asked.
+    pub async fn metadata(&self, handle: &str, query: &QueryParams) -> Result<Answer> {
+        self.security.authorize(query.security().as_ref(), &Access::handle(Call::Stat, handle))?;
+        let meta = self.store.meta(handle).await?;
+        let all = metadata_json(&meta);
+        let asked: Vec<&str> = query.pairs.iter().filter(|(_, v)| v == "true").map(|(k, _)| k.as_str()).collect();
+        let fields: &[&str] = if asked.is_empty() { &DEFAULT_FIELDS } else { &asked };
+        let out = fields.iter().filter_map(|f| Some((f.to_string(), all.get(*f)?.clone()))).collect();
+        Ok(Answer::Json(serde_json::Value::Object(out)))
+    }
+
+    /// Drop every derivative of a handle, as a source or as an overlay (a sled scan and file
+    /// removals: off the async threads).
+    async fn purge(&self, handle: &str) -> usize {
+        let (cache, h) = (self.cache.clone(), handle.to_string());
+        tokio::task::spawn_blocking(move || cache.purge_source(&h)).await.unwrap_or(0)
+    }
+}
+
+const DEFAULT_FIELDS: [&str; 10] =
+    ["filename", "mimetype", "size", "uploaded", "width", "height", "container", "path", "location", "writeable"];
+
+fn metadata_json(meta: &FileMeta) -> serde_json::Value {
+    serde_json::json!({
+        "handle": meta.handle,
+        "filename": meta.filename,
+        "mimetype": meta.mimetype,
+        "size": meta.size,
+        "uploaded": meta.uploaded,
+        "width": meta.width,
+        "height": meta.height,
+        "md5": meta.md5,
+        "sha1": meta.sha1,
+        "sha256": meta.sha256,
+        "container": meta.container,
+        "path": meta.path,
+        "location": "local",
+        "writeable": true,
+    })
+}
+
+fn store_answer(public_url: &str, meta: &FileMeta, key: Option<&str>) -> serde_json::Value {
+    serde_json::json!({
+        "url": format!("{public_url}/{}", meta.handle),
+        "handle": meta.handle,
+        "size": meta.size,
+        "type": meta.mimetype,
+        "filename": meta.filename,
+        "key": key.unwrap_or(""),
+        "container": meta.container,
+    })
+}
+
+/// Check what the bytes are; refuse empty bodies, files that claim to be images but are not,
+/// and images whose containers or metadata exceed the limits. The bytes decide the stored type
+/// when they say what they are; otherwise the declared (or guessed) type, if it is a known one.
+/// Probing parses the file: call it on the blocking pool.
+fn inspect(bytes: &[u8], filename: &Option<String>, declared: Option<String>, limits: &Limits) -> Result<Upload> {
+    if bytes.is_empty() {
+        return Err(Error::bad("the upload is empty"));
+    }
+    let declared = declared.as_deref().map(mediatype::parse_declared).transpose()?;
+    let guessed = filename.as_deref().and_then(|f| mime_guess::from_path(f).first_raw()).map(str::to_string);
+    let claimed = declared.or(guessed);
+    match sniff(bytes) {
+        Sniffed::Image(format) => {
+            // a hostile container is a 422; a file that merely does not decode, a 400
+            guard::check(bytes, format, limits.max_metadata_bytes)?;
+            let unlimited = Limits { max_pixels: u64::MAX, ..*limits };
+            let probe = decode::probe(bytes, format, &unlimited)
+                .map_err(|e| Error::bad(format!("corrupt {} upload: {e}", format.mime())))?;
+            let (w, h) = probe.oriented();
+            if w as u64 * h as u64 > limits.max_pixels {
+                tracing::info!(w, h, "stored an image over the pixel limit; transforms of it will be refused");
+            }
+            let mimetype = Some(format.mime().to_string());
+            Ok(Upload { mimetype, width: Some(w), height: Some(h), ..Upload::default() })
+        }
+        Sniffed::Unsupported(mime) => Ok(Upload { mimetype: Some(mime.to_string()), ..Upload::default() }),
+        Sniffed::Unknown => {
+            if let Some(image) = claimed.as_deref().filter(|m| m.starts_with("image/") && *m != "image/svg+xml") {
+                return Err(Error::UnsupportedMedia(format!(
+                    "the upload claims to be {image} but its bytes are not an image in a known format"
+                )));
+            }
+            let mime = match mediatype::sniff_active(bytes) {
+                Some(active) => active.to_string(),
+                None => mediatype::allow_listed(claimed.as_deref().unwrap_or("application/octet-stream")),
+            };
+            Ok(Upload { mimetype: Some(mime), ..Upload::default() })
+        }
+    }
+}

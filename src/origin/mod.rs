@@ -1,0 +1,79 @@
+//! The service layer: one request's business, behind any front (HTTP today; the `transform`
+//! CLI or a queue consumer could call it too). Given a typed request it checks credentials,
+//! derives the cache key, answers from the cache or computes once (single-flight, admission to
+//! the pool before any source is read), runs the `store` task and the fallback policy, and
+//! returns a typed answer or a typed error. It knows nothing of HTTP headers.
+
+mod answer;
+mod deliver;
+mod derive;
+mod files;
+mod process;
+mod request;
+mod store_task;
+
+pub use answer::{Answer, Caching, Disposition, FileAnswer};
+pub use derive::Outcome;
+pub use files::FileFields;
+pub use request::{Accepts, ClientGone, Method, Parsed, ProcessRequest, QueryParams};
+
+use crate::cache::{Cache, Key};
+use crate::config::Config;
+use crate::pipeline::Limits;
+use crate::pool::{Flights, Pool};
+use crate::security::Security;
+use crate::source::Sources;
+use crate::store::Store;
+use std::sync::Arc;
+
+pub struct Origin {
+    pub config: Config,
+    /// Base of the `url` field in store answers.
+    pub public_url: String,
+    pub store: Arc<Store>,
+    pub cache: Arc<Cache>,
+    pub sources: Sources,
+    pub security: Security,
+    pub pool: Pool,
+    /// Uploads being read; more are refused (503) rather than buffered.
+    pub uploads: tokio::sync::Semaphore,
+    flights: Flights<Key, Outcome>,
+    parsed: moka::sync::Cache<String, Arc<Parsed>>,
+}
+
+impl Origin {
+    /// Open the store and the cache under the configured data directory.
+    pub fn open(config: Config, public_url: String) -> Result<Origin, String> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
+        let probe = dir.join(".write-test");
+        std::fs::write(&probe, b"ok").map_err(|e| format!("data dir {} is not writable: {e}", dir.display()))?;
+        std::fs::remove_file(&probe).ok();
+        let store = Arc::new(
+            Store::open(dir, config.source_memory_bytes).map_err(|e| format!("cannot open the file store: {e}"))?,
+        );
+        let cache = Arc::new(Cache::open(dir, config.cache_max_bytes, config.cache_memory_bytes)?);
+        Ok(Origin {
+            public_url,
+            sources: Sources::new(&config, store.clone()),
+            security: Security::new(config.secret.as_deref(), &config.api_keys),
+            pool: Pool::new(config.workers(), config.queue_len),
+            uploads: tokio::sync::Semaphore::new(config.max_concurrent_uploads),
+            flights: Flights::default(),
+            parsed: moka::sync::Cache::new(50_000),
+            store,
+            cache,
+            config,
+        })
+    }
+
+    /// What one transform may cost.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_pixels: self.config.max_pixels,
+            max_metadata_bytes: self.config.max_metadata_bytes,
+            max_upscale: self.config.max_upscale,
+            timeout: std::time::Duration::from_millis(self.config.transform_timeout_ms),
+        }
+    }
+}

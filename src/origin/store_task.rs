@@ -1,0 +1,81 @@
+//! The `store` task: keep the chain's result (or the source itself) under a new handle and
+//! answer Filestack's JSON. A GET is safe to repeat (crawlers, an edge's retries): the same URL
+//! over the same source bytes answers the file it stored the first time. A POST (what
+//! filestack-python sends) stores anew, as Filestack does.
+
+use super::{Answer, Method, Origin, ProcessRequest};
+use crate::cache;
+use crate::error::Result;
+use crate::mediatype;
+use crate::pipeline::format::{sniff, Sniffed};
+use crate::plan::Store;
+use crate::store::{FileMeta, Upload};
+
+impl Origin {
+    pub(super) async fn store_task(&self, req: &ProcessRequest, task: &Store) -> Result<Answer> {
+        let token = match req.method {
+            Method::Get | Method::Head => Some(self.store_token(req, task).await?),
+            Method::Post => None,
+        };
+        if let Some(token) = &token {
+            if let Some(meta) = self.store.stored_under(token).await {
+                return Ok(Answer::Json(self.store_json(&meta, req)));
+            }
+        }
+        let (bytes, mimetype, extension) = match &req.parsed.job {
+            Some(_) => {
+                let (outcome, _) = self.produce(req).await?;
+                let meta = &outcome.cached.meta;
+                (outcome.cached.bytes.clone(), meta.content_type.clone(), meta.extension.clone())
+            }
+            None => {
+                let bytes = self.sources.fetch(&req.parsed.url.source).await?;
+                let (mime, ext) = match sniff(&bytes) {
+                    Sniffed::Image(f) => (f.mime().to_string(), f.extension().to_string()),
+                    _ => (
+                        mediatype::sniff_active(&bytes).unwrap_or("application/octet-stream").to_string(),
+                        "bin".into(),
+                    ),
+                };
+                (bytes, mime, ext)
+            }
+        };
+        let upload = Upload {
+            filename: task.filename.clone().or_else(|| Some(format!("stored.{extension}"))),
+            mimetype: Some(mimetype),
+            container: task.container.clone(),
+            path: task.path.clone(),
+            ..Default::default()
+        };
+        let meta = self.store.put(None, bytes, upload).await?;
+        if let Some(token) = &token {
+            self.store.remember_stored(token, &meta.handle).await;
+        }
+        Ok(Answer::Json(self.store_json(&meta, req)))
+    }
+
+    /// What identifies a `store` result: the store options and the plan over these source bytes.
+    async fn store_token(&self, req: &ProcessRequest, task: &Store) -> Result<String> {
+        let parsed = &req.parsed;
+        let key = match &parsed.job {
+            Some(_) => self.derivative_key(parsed, req.negotiated()).await?,
+            None => {
+                let version = self.sources.version(&parsed.url.source).await?;
+                cache::key(&["store", &parsed.canonical, &version.identity, &version.version])
+            }
+        };
+        Ok(hex::encode(cache::key(&[&hex::encode(key), &task.canonical])))
+    }
+
+    fn store_json(&self, meta: &FileMeta, req: &ProcessRequest) -> serde_json::Value {
+        serde_json::json!({
+            "url": format!("{}/{}", self.public_url, meta.handle),
+            "handle": meta.handle,
+            "size": meta.size,
+            "type": meta.mimetype,
+            "filename": meta.filename,
+            "container": meta.container,
+            "key": req.parsed.url.apikey,
+        })
+    }
+}

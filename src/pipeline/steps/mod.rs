@@ -1,0 +1,194 @@
+//! The image steps, one per file, each a function from image to image with its tests beside it
+//! (as imgproxy's `processing/` does). A job is an ordered list of [`Op`]s; [`apply`] is the one
+//! place where an `Op` meets its function, so adding a step is a new file, a variant and one arm.
+
+pub mod blackwhite;
+pub mod blur;
+pub mod border;
+pub mod circle;
+pub mod crop;
+pub mod flip;
+pub mod modulate;
+pub mod monochrome;
+pub mod negative;
+pub mod partial;
+pub mod pixelate;
+pub mod pixels;
+pub mod resize;
+pub mod rotate;
+pub mod rounded_corners;
+pub mod sepia;
+pub mod watermark;
+
+use super::Budget;
+use crate::error::{Error, Result};
+use crate::plan::Rgba;
+use image::DynamicImage;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    Clip,
+    Crop,
+    Scale,
+    Max,
+}
+
+/// Where the kept part sits when cropping: fractions 0 (top/left), 0.5, 1 (bottom/right).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Align {
+    pub x: f64,
+    pub y: f64,
+}
+
+impl Align {
+    pub const CENTER: Align = Align { x: 0.5, y: 0.5 };
+}
+
+/// One step of a job, typed: what `job` compiles a task into and what [`apply`] runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Resize {
+        width: Option<u32>,
+        height: Option<u32>,
+        fit: Fit,
+        align: Align,
+    },
+    Crop {
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+    },
+    Rotate {
+        degrees: u32,
+        background: Rgba,
+    },
+    Flip,
+    Flop,
+    Monochrome,
+    Negative,
+    Blur {
+        sigma: f32,
+    },
+    Sharpen {
+        sigma: f32,
+    },
+    Sepia {
+        tone: u8,
+    },
+    BlackWhite {
+        threshold: u8,
+    },
+    Pixelate {
+        block: u32,
+    },
+    Modulate {
+        brightness: f32,
+        saturation: f32,
+        hue: f32,
+    },
+    Circle {
+        background: Rgba,
+    },
+    RoundedCorners {
+        radius: Option<u32>,
+        blur: f32,
+        background: Rgba,
+    },
+    /// Blur (or pixelate, when `pixelate`) rectangles or the ellipses inscribed in them;
+    /// pixelated regions are then blurred by `soften` (0: not at all).
+    Partial {
+        rects: Vec<[u32; 4]>,
+        amount: f32,
+        oval: bool,
+        pixelate: bool,
+        soften: f32,
+    },
+    /// Overlay another stored image: `size` percent of its own size, placed by `align`.
+    Watermark {
+        handle: String,
+        size: f32,
+        align: Align,
+    },
+    Border {
+        width: u32,
+        color: Rgba,
+        background: Rgba,
+    },
+}
+
+/// Apply one step. Steps that can grow the image check the budget's pixel limit themselves,
+/// before allocating: it bounds what a step may produce, not only what is decoded (a 1×5000
+/// input resized to `w:10000` would otherwise ask for 50 gigapixels).
+pub fn apply(img: DynamicImage, op: &Op, budget: &Budget) -> Result<DynamicImage> {
+    match *op {
+        Op::Resize { width, height, fit, align } => resize::resize(img, width, height, fit, align, budget),
+        Op::Crop { x, y, width, height } => crop::crop(img, x, y, width, height),
+        Op::Rotate { degrees, background } => rotate::rotate(img, degrees, background, budget),
+        Op::Flip => Ok(flip::flip(img)),
+        Op::Flop => Ok(flip::flop(img)),
+        Op::Monochrome => Ok(monochrome::monochrome(img)),
+        Op::Negative => Ok(negative::negative(img)),
+        Op::Blur { sigma } => blur::blur_step(img, sigma, budget),
+        Op::Sharpen { sigma } => blur::sharpen_step(img, sigma, budget),
+        Op::Sepia { tone } => Ok(sepia::sepia(img, tone)),
+        Op::BlackWhite { threshold } => Ok(blackwhite::blackwhite(img, threshold)),
+        Op::Pixelate { block } => pixelate::pixelate(img, block),
+        Op::Modulate { brightness, saturation, hue } => Ok(modulate::modulate(img, brightness, saturation, hue)),
+        Op::Circle { background } => Ok(circle::circle(img, background)),
+        Op::RoundedCorners { radius, blur, background } => {
+            Ok(rounded_corners::rounded_corners(img, radius, blur, background))
+        }
+        Op::Partial { ref rects, amount, oval, pixelate, soften } => {
+            let treatment = partial::Treatment { amount, oval, pixelate, soften };
+            partial::partial(img, rects, treatment, budget)
+        }
+        // the overlay is a second image the job decodes once; only `run_with` has it
+        Op::Watermark { .. } => Err(Error::internal("watermark needs its overlay (pipeline::run_with)")),
+        Op::Border { width, color, background } => border::border(img, width, color, background, budget),
+    }
+}
+
+/// Refuse results over the pixel limit (or over 65535 on a side) before allocating them.
+fn check_output(w: u64, h: u64, max_pixels: u64) -> Result<()> {
+    if w > 65_535 || h > 65_535 || w * h > max_pixels {
+        return Err(Error::Unprocessable(format!(
+            "the result would be {w}x{h} pixels, over the limit of {max_pixels} pixels (65535 a side)"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Limits;
+
+    #[test]
+    fn results_over_the_pixel_limit_are_refused_before_they_exist() {
+        assert!(check_output(1000, 1000, 1_000_000).is_ok());
+        assert_eq!(check_output(1001, 1000, 1_000_000).unwrap_err().status(), 422);
+        assert_eq!(check_output(65_536, 1, u64::MAX).unwrap_err().status(), 422);
+    }
+
+    #[test]
+    fn apply_runs_each_step_in_turn_and_keeps_pixels() {
+        let mut img = image::RgbImage::new(4, 2);
+        img.put_pixel(0, 0, image::Rgb([10, 20, 30]));
+        let budget = Budget::start(Limits::default());
+        let mut out = DynamicImage::ImageRgb8(img);
+        for op in [Op::Flop, Op::Flip, Op::Negative] {
+            out = apply(out, &op, &budget).unwrap();
+        }
+        let out = out.to_rgb8();
+        assert_eq!(out.get_pixel(3, 1).0, [245, 235, 225]);
+        assert_eq!(out.get_pixel(0, 0).0, [255, 255, 255]);
+    }
+
+    #[test]
+    fn a_watermark_without_its_overlay_is_an_internal_error() {
+        let op = Op::Watermark { handle: "h".into(), size: 100.0, align: Align::CENTER };
+        let img = DynamicImage::ImageRgb8(image::RgbImage::new(2, 2));
+        assert_eq!(apply(img, &op, &Budget::start(Limits::default())).unwrap_err().status(), 500);
+    }
+}
