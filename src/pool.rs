@@ -163,3 +163,64 @@ impl<K: Eq + Hash, T> Drop for Leave<'_, K, T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn concurrent_callers_of_one_key_share_one_computation() {
+        let flights: Flights<u32, u32> = Flights::default();
+        let runs = AtomicUsize::new(0);
+        let work = |_: Followers| async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            Ok(7)
+        };
+        let results = futures_util::future::join_all((0..8).map(|_| flights.run(1, work))).await;
+        assert!(results.iter().all(|r| *r.as_ref().unwrap() == 7));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(flights.inflight.lock().unwrap().is_empty(), "finished flights leave the map");
+        // another key, and the same key later, compute again
+        assert_eq!(flights.run(2, work).await.unwrap(), 7);
+        assert_eq!(flights.run(1, work).await.unwrap(), 7);
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn errors_reach_every_waiter_and_a_gone_runner_hands_over() {
+        let flights: Flights<u32, u32> = Flights::default();
+        let failing = |_: Followers| async {
+            tokio::task::yield_now().await;
+            Err(Error::bad("no"))
+        };
+        let results = futures_util::future::join_all((0..3).map(|_| flights.run(1, failing))).await;
+        assert!(results.iter().all(|r| r.as_ref().unwrap_err().status() == 400));
+        // a runner whose client left: a waiting caller runs its own computation
+        let runs = AtomicUsize::new(0);
+        let work = |_: Followers| async {
+            let n = runs.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            if n == 0 {
+                Err(Error::ClientGone)
+            } else {
+                Ok(9)
+            }
+        };
+        let (a, b) = tokio::join!(flights.run(5, work), flights.run(5, work));
+        assert!(matches!(a, Err(Error::ClientGone)));
+        assert_eq!(b.unwrap(), 9);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_queue_answers_overloaded_at_once() {
+        let pool = Pool::new(1, 1);
+        let (first, second) = (pool.admit().unwrap(), pool.admit().unwrap());
+        assert!(matches!(pool.admit(), Err(Error::Overloaded)));
+        drop(first);
+        let third = pool.admit().unwrap();
+        assert_eq!(third.run(|| Ok(3), || false).await.unwrap(), 3);
+        assert!(matches!(second.run(|| Ok(1), || true).await, Err(Error::ClientGone)), "abandoned work is skipped");
+    }
+}

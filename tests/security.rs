@@ -7,6 +7,13 @@ use common::{decode, TestServer};
 
 const SECRET: &str = "refract-test-secret";
 
+/// A policy that expires an hour from now (`EXPIRY` in the text is replaced), so the tests do
+/// not start failing on a fixed date.
+fn policy(text: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    text.replace("EXPIRY", &(now + 3600).to_string())
+}
+
 fn b64(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE.encode(s)
@@ -24,8 +31,9 @@ fn security(policy_json: &str) -> String {
 #[test]
 fn signed_policies_gate_every_call_and_refusals_are_not_cached() {
     let s = TestServer::start_with_env(&[("REFRACT_SECRET", SECRET)]);
-    let all = security(r#"{"expiry":4102444800}"#);
-    let (p, sig) = (b64(r#"{"expiry":4102444800}"#), sign(&b64(r#"{"expiry":4102444800}"#)));
+    let all = security(&policy(r#"{"expiry":EXPIRY}"#));
+    let text = policy(r#"{"expiry":EXPIRY}"#);
+    let (p, sig) = (b64(&text), sign(&b64(&text)));
     let r = s.store(&common::fixture("hopper.jpg"), &format!("key=k&policy={p}&signature={sig}"));
     assert_eq!(r.status(), 200);
     let h = r.json::<serde_json::Value>().unwrap()["handle"].as_str().unwrap().to_string();
@@ -48,19 +56,19 @@ fn signed_policies_gate_every_call_and_refusals_are_not_cached() {
     // expiry, calls, handle and URL restrictions
     let expired = security(r#"{"expiry":1000}"#);
     assert_eq!(s.get(&format!("/{expired}/resize=w:20/{h}")).status(), 403);
-    let read_only = security(r#"{"expiry":4102444800,"call":["read"]}"#);
+    let read_only = security(&policy(r#"{"expiry":EXPIRY,"call":["read"]}"#));
     assert_eq!(s.get(&format!("/{read_only}/{h}")).status(), 200);
     assert_eq!(s.get(&format!("/{read_only}/resize=w:20/{h}")).status(), 403, "convert not allowed");
-    let other = security(r#"{"expiry":4102444800,"handle":"AAAAAAAAAAAAAAAAAAAA"}"#);
+    let other = security(&policy(r#"{"expiry":EXPIRY,"handle":"AAAAAAAAAAAAAAAAAAAA"}"#));
     assert_eq!(s.get(&format!("/{other}/resize=w:20/{h}")).status(), 403);
-    let mine = security(&format!(r#"{{"expiry":4102444800,"handle":"{h}"}}"#));
+    let mine = security(&policy(&format!(r#"{{"expiry":EXPIRY,"handle":"{h}"}}"#)));
     assert_eq!(s.get(&format!("/{mine}/resize=w:20/{h}")).status(), 200);
     assert_eq!(
         s.get(&format!("/{mine}/resize=w:20/https://example.com/a.jpg")).status(),
         403,
         "a handle-bound policy allows no external source"
     );
-    let url_rule = security(r#"{"expiry":4102444800,"url":"https://example\\.com/.*"}"#);
+    let url_rule = security(&policy(r#"{"expiry":EXPIRY,"url":"https://example\\.com/.*"}"#));
     assert_eq!(
         s.get(&format!("/{url_rule}/resize=w:20/https://example.com.evil.net/a.jpg")).status(),
         403,

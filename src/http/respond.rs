@@ -216,3 +216,31 @@ pub fn json(value: serde_json::Value) -> HttpResponse {
         .content_type("application/json")
         .body(value.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_range, RangeAnswer};
+
+    fn range(h: &str, total: u64) -> Option<(u64, u64)> {
+        match parse_range(h, total) {
+            RangeAnswer::Partial(s, e) => Some((s, e)),
+            RangeAnswer::Unsatisfiable => Some((u64::MAX, u64::MAX)),
+            RangeAnswer::Ignore => None,
+        }
+    }
+
+    #[test]
+    fn single_ranges_are_parsed_as_rfc_9110_says() {
+        assert_eq!(range("bytes=0-99", 1000), Some((0, 99)));
+        assert_eq!(range("bytes=900-", 1000), Some((900, 999)));
+        assert_eq!(range("bytes=-100", 1000), Some((900, 999)));
+        assert_eq!(range("bytes=-5000", 1000), Some((0, 999)), "a suffix longer than the body is all of it");
+        assert_eq!(range("bytes=990-5000", 1000), Some((990, 999)), "the end is clamped");
+        const NONE: Option<(u64, u64)> = Some((u64::MAX, u64::MAX));
+        assert_eq!(range("bytes=1000-", 1000), NONE, "a start past the end is unsatisfiable");
+        assert_eq!(range("bytes=-0", 1000), NONE);
+        for ignored in ["bytes=5-1", "bytes=a-b", "bytes=-", "items=0-1", "bytes=0-1,5-6", ""] {
+            assert_eq!(range(ignored, 1000), None, "{ignored:?} is ignored (whole body)");
+        }
+    }
+}
