@@ -1,8 +1,9 @@
 //! Refract: an image transformation origin for CDNs, speaking Filestack-style URLs.
 //!
-//! One request flows one way: `http` → `url` (grammar) → `plan` (typed, validated) →
-//! `security` → `cache` (hit: answer) → `source` → `pipeline` (on the blocking `pool`) →
-//! `cache` → `http` (CDN headers).
+//! One request flows one way: `http` (a typed request) → `origin`, the service layer: `url`
+//! (grammar) → `plan` (typed, validated) → `security` → `cache` (hit: answer) → `pool`
+//! (admission, single-flight) → `source`/`store` → `pipeline` → `cache` → back to `http` (CDN
+//! headers). `docs/ARCHITECTURE.md` has the module table and the dependency graph.
 
 pub mod cache;
 pub mod config;
