@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod format;
 pub mod handle;
 pub mod http;
 pub mod mediatype;

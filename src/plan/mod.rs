@@ -5,6 +5,7 @@ pub mod color;
 /// The task table lives in a leaf module the grammar shares (`crate::schema`).
 pub use crate::schema;
 mod control;
+pub mod image;
 pub use control::{Content, Fallback, Store};
 
 use crate::error::{Error, Result};

@@ -1,0 +1,582 @@
+//! The typed plan of an image: each validated task becomes one typed step ([`Op`], with its
+//! defaults) or an output setting, in order; together they make the [`ImageJob`] the pipeline
+//! runs. Task names are resolved here, in the plan, and nowhere else: each task has one small
+//! compile function, found by its name in [`COMPILERS`]; options the schema accepts but the
+//! pipeline cannot honour are refused first (501 naming the option), from [`UNHONOURED`].
+
+use super::{Param, Plan, Rgba, Task};
+use crate::error::{Error, Result};
+use crate::format::Format;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    Clip,
+    Crop,
+    Scale,
+    Max,
+}
+
+/// Where the kept part sits when cropping: fractions 0 (top/left), 0.5, 1 (bottom/right).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Align {
+    pub x: f64,
+    pub y: f64,
+}
+
+impl Align {
+    pub const CENTER: Align = Align { x: 0.5, y: 0.5 };
+}
+
+/// One step of a job, typed: what `job` compiles a task into and what [`apply`] runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Resize {
+        width: Option<u32>,
+        height: Option<u32>,
+        fit: Fit,
+        align: Align,
+    },
+    Crop {
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+    },
+    Rotate {
+        degrees: u32,
+        background: Rgba,
+    },
+    Flip,
+    Flop,
+    Monochrome,
+    Negative,
+    Blur {
+        sigma: f32,
+    },
+    Sharpen {
+        sigma: f32,
+    },
+    Sepia {
+        tone: u8,
+    },
+    BlackWhite {
+        threshold: u8,
+    },
+    Pixelate {
+        block: u32,
+    },
+    Modulate {
+        brightness: f32,
+        saturation: f32,
+        hue: f32,
+    },
+    Circle {
+        background: Rgba,
+    },
+    RoundedCorners {
+        radius: Option<u32>,
+        blur: f32,
+        background: Rgba,
+    },
+    /// Blur (or pixelate, when `pixelate`) rectangles or the ellipses inscribed in them;
+    /// pixelated regions are then blurred by `soften` (0: not at all).
+    Partial {
+        rects: Vec<[u32; 4]>,
+        amount: f32,
+        oval: bool,
+        pixelate: bool,
+        soften: f32,
+    },
+    /// Overlay another stored image: `size` percent of its own size, placed by `align`.
+    Watermark {
+        handle: String,
+        size: f32,
+        align: Align,
+    },
+    Border {
+        width: u32,
+        color: Rgba,
+        background: Rgba,
+    },
+}
+
+/// What to write at the end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputSpec {
+    /// `None` keeps the input's format (or PNG for formats we do not write).
+    pub format: Option<Format>,
+    /// The format is chosen from the request's `Accept` (and the response varies on it).
+    pub negotiate: bool,
+    pub quality: Option<u8>,
+    pub progressive: bool,
+    pub compress: bool,
+    pub background: Option<Rgba>,
+}
+
+/// Answer something other than an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Image,
+    /// `imagesize`: JSON width/height of the source.
+    Size,
+}
+
+/// A compiled plan: `ops` run in order on the decoded source, then `output` encodes the result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageJob {
+    pub ops: Vec<Op>,
+    pub output: OutputSpec,
+    pub answer: Answer,
+}
+
+impl ImageJob {
+    pub fn compile(plan: &Plan) -> Result<ImageJob> {
+        if let Some(task) = plan.unimplemented() {
+            return Err(Error::not_implemented(task.name(), None));
+        }
+        let mut job = ImageJob::blank();
+        for task in plan.processing() {
+            job.add(task)?;
+        }
+        Ok(job)
+    }
+
+    /// No steps, the input's format, an image answer: what a plan of control tasks compiles to.
+    fn blank() -> ImageJob {
+        ImageJob {
+            ops: Vec::new(),
+            output: OutputSpec {
+                format: None,
+                negotiate: false,
+                quality: None,
+                progressive: false,
+                compress: false,
+                background: None,
+            },
+            answer: Answer::Image,
+        }
+    }
+
+    /// Stored files the job reads besides its source (watermarks).
+    pub fn overlays(&self) -> Vec<&str> {
+        self.ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Watermark { handle, .. } => Some(handle.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Output formats that depend on `Accept`.
+    pub fn negotiates(&self) -> bool {
+        self.output.negotiate && self.output.format.is_none()
+    }
+
+    /// Refuse what the task asks that the pipeline cannot do, then append its step or apply its
+    /// setting. Tasks are compiled in plan order, so later output settings override earlier ones.
+    fn add(&mut self, task: &Task) -> Result<()> {
+        refuse_unhonoured(task)?;
+        match COMPILERS.iter().find(|(name, _)| *name == task.name()) {
+            Some((_, Compile::Step(step))) => self.ops.extend(step(task)?),
+            Some((_, Compile::Setting(set))) => set(self, task)?,
+            None => return Err(Error::not_implemented(task.name(), None)),
+        }
+        Ok(())
+    }
+}
+
+/// How a task compiles: into a step appended to the job (`None` when nothing is left to do), or
+/// into the job's output settings and answer.
+enum Compile {
+    Step(fn(&Task) -> Result<Option<Op>>),
+    Setting(fn(&mut ImageJob, &Task) -> Result<()>),
+}
+
+use Compile::{Setting, Step};
+
+/// Every task the pipeline runs, by schema name. A task missing here answers 501.
+static COMPILERS: &[(&str, Compile)] = &[
+    ("resize", Step(compile_resize)),
+    ("crop", Step(compile_crop)),
+    ("rotate", Step(compile_rotate)),
+    ("flip", Step(|_| Ok(Some(Op::Flip)))),
+    ("flop", Step(|_| Ok(Some(Op::Flop)))),
+    ("monochrome", Step(|_| Ok(Some(Op::Monochrome)))),
+    ("negative", Step(|_| Ok(Some(Op::Negative)))),
+    ("blur", Step(|t| Ok(Some(Op::Blur { sigma: num(t, "amount").unwrap_or(2.0) as f32 })))),
+    ("sharpen", Step(|t| Ok(Some(Op::Sharpen { sigma: num(t, "amount").unwrap_or(2.0) as f32 })))),
+    ("sepia", Step(|t| Ok(Some(Op::Sepia { tone: num(t, "tone").unwrap_or(80.0) as u8 })))),
+    ("blackwhite", Step(|t| Ok(Some(Op::BlackWhite { threshold: num(t, "threshold").unwrap_or(50.0) as u8 })))),
+    ("pixelate", Step(|t| Ok(Some(Op::Pixelate { block: num(t, "amount").unwrap_or(2.0).max(1.0) as u32 })))),
+    ("modulate", Step(compile_modulate)),
+    ("circle", Step(|t| Ok(Some(Op::Circle { background: color(t, "background", Rgba::TRANSPARENT) })))),
+    ("rounded_corners", Step(compile_rounded_corners)),
+    ("partial_blur", Step(compile_partial)),
+    ("partial_pixelate", Step(compile_partial)),
+    ("watermark", Step(compile_watermark)),
+    ("border", Step(compile_border)),
+    ("output", Setting(compile_output)),
+    ("quality", Setting(|job, t| set(&mut job.output.quality, num(t, "value").map(|q| q as u8)))),
+    ("pjpg", Setting(compile_pjpg)),
+    ("compress", Setting(|job, _| set(&mut job.output.compress, true))),
+    ("auto_image", Setting(|job, _| set(&mut job.output.negotiate, true))),
+    ("imagesize", Setting(|job, _| set(&mut job.answer, Answer::Size))),
+    // Metadata is never copied to outputs, so stripping has nothing to do.
+    ("no_metadata", Setting(|_, _| Ok(()))),
+];
+
+/// Whether an option's value asks for something the pipeline does not do.
+type Refused = fn(&Param) -> bool;
+
+/// Option values the schema accepts (some Filestack SDK or document sends each) that ask for
+/// something the pipeline does not do. Ignoring them would answer 200 with another image than the
+/// one asked for; a 501 naming the option says what is missing. Values that ask for what the
+/// pipeline does anyway (`strip:true`, `docinfo:false`, `colorspace:srgb`…) stay accepted.
+static UNHONOURED: &[(&str, &str, Refused)] = &[
+    // there is no face detection: `faces` would silently mean the centre
+    ("resize", "align", |p| p.as_str() == Some("faces")),
+    ("watermark", "position", |p| p.as_str() == Some("faces")),
+    // metadata is never copied to outputs
+    ("compress", "metadata", is_true),
+    ("pjpg", "metadata", is_true),
+    ("output", "strip", |p| *p == Param::Bool(false)),
+    // the input's quality is not read: the default quality would be used
+    ("output", "quality", |p| p.as_str() == Some("input")),
+    // every output is sRGB, whatever the input's colour space was
+    ("output", "colorspace", |p| p.as_str() == Some("input")),
+    // document conversion: pages, raster density, page layout, sanitising, document info
+    ("output", "page", |_| true),
+    ("output", "density", |_| true),
+    ("output", "pageformat", |_| true),
+    ("output", "pageorientation", |_| true),
+    ("output", "secure", is_true),
+    ("output", "docinfo", is_true),
+];
+
+/// A setting task's whole effect: one field of the job.
+fn set<T>(field: &mut T, value: T) -> Result<()> {
+    *field = value;
+    Ok(())
+}
+
+fn is_true(p: &Param) -> bool {
+    *p == Param::Bool(true)
+}
+
+fn refuse_unhonoured(task: &Task) -> Result<()> {
+    for &(name, option, refused) in UNHONOURED {
+        if name == task.name() && task.get(option).is_some_and(refused) {
+            return Err(Error::not_implemented(name, Some(option)));
+        }
+    }
+    Ok(())
+}
+
+fn num(task: &Task, key: &str) -> Option<f64> {
+    task.get(key).and_then(Param::as_f64)
+}
+
+fn color(task: &Task, key: &str, default: Rgba) -> Rgba {
+    match task.get(key) {
+        Some(Param::Color(c, _)) => *c,
+        _ => default,
+    }
+}
+
+fn compile_resize(task: &Task) -> Result<Option<Op>> {
+    let fit = match task.get("fit").and_then(Param::as_str) {
+        Some("crop") => Fit::Crop,
+        Some("scale") => Fit::Scale,
+        Some("max") => Fit::Max,
+        _ => Fit::Clip,
+    };
+    Ok(Some(Op::Resize {
+        width: num(task, "width").map(|v| dimension("width", v)).transpose()?,
+        height: num(task, "height").map(|v| dimension("height", v)).transpose()?,
+        fit,
+        align: align(task.get("align")),
+    }))
+}
+
+/// Sizes are whole pixels: `w:10.6` is 11, and below 1 there is nothing to make.
+fn dimension(option: &str, v: f64) -> Result<u32> {
+    let px = v.round();
+    if px < 1.0 {
+        return Err(Error::bad_option("resize", option, format!("{option} must be at least 1 pixel")));
+    }
+    Ok(px as u32)
+}
+
+/// `top`… or `[vertical,horizontal]` as fractions of the room left over.
+fn align(p: Option<&Param>) -> Align {
+    let frac = |w: &str| match w {
+        "top" | "left" => 0.0,
+        "bottom" | "right" => 1.0,
+        _ => 0.5,
+    };
+    match p {
+        Some(Param::Str(w)) => match w.as_str() {
+            "top" | "bottom" => Align { x: 0.5, y: frac(w) },
+            "left" | "right" => Align { x: frac(w), y: 0.5 },
+            _ => Align::CENTER,
+        },
+        Some(Param::List(pair)) if pair.len() == 2 => {
+            Align { y: frac(pair[0].as_str().unwrap_or("middle")), x: frac(pair[1].as_str().unwrap_or("center")) }
+        }
+        _ => Align::CENTER,
+    }
+}
+
+fn compile_crop(task: &Task) -> Result<Option<Op>> {
+    let dim: Vec<u32> = match task.get("dim") {
+        Some(Param::List(items)) => items.iter().filter_map(Param::as_i64).map(|v| v as u32).collect(),
+        _ => Vec::new(),
+    };
+    match dim[..] {
+        [x, y, width, height] => Ok(Some(Op::Crop { x, y, width, height })),
+        _ => Err(Error::bad_option("crop", "dim", "`crop` needs dim:[x,y,width,height]")),
+    }
+}
+
+fn compile_rotate(task: &Task) -> Result<Option<Op>> {
+    Ok(match task.get("deg") {
+        // EXIF orientation is always applied on decode, so `deg:exif` has nothing left to do.
+        None | Some(Param::Str(_)) => None,
+        Some(p) => Some(Op::Rotate {
+            degrees: p.as_i64().unwrap_or(0) as u32 % 360,
+            background: color(task, "background", color(task, "color", Rgba::WHITE)),
+        }),
+    })
+}
+
+/// Filestack's percentages become factors; the hue stays in degrees.
+fn compile_modulate(task: &Task) -> Result<Option<Op>> {
+    Ok(Some(Op::Modulate {
+        brightness: num(task, "brightness").unwrap_or(100.0) as f32 / 100.0,
+        saturation: num(task, "saturation").unwrap_or(100.0) as f32 / 100.0,
+        hue: num(task, "hue").unwrap_or(0.0) as f32,
+    }))
+}
+
+fn compile_rounded_corners(task: &Task) -> Result<Option<Op>> {
+    Ok(Some(Op::RoundedCorners {
+        radius: match task.get("radius") {
+            // `radius:max`: as round as the image allows
+            Some(Param::Str(_)) => None,
+            p => Some(p.and_then(Param::as_i64).unwrap_or(10) as u32),
+        },
+        blur: num(task, "blur").unwrap_or(0.3) as f32,
+        background: color(task, "background", Rgba::TRANSPARENT),
+    }))
+}
+
+/// `partial_blur` takes its strength from `blur`, else `amount`; `partial_pixelate` its block
+/// size from `amount`.
+fn compile_partial(task: &Task) -> Result<Option<Op>> {
+    let pixelate = task.name() == "partial_pixelate";
+    let rects = match task.get("objects") {
+        Some(Param::List(items)) => items.iter().filter_map(rect).collect(),
+        _ => Vec::new(),
+    };
+    let default = if pixelate { 10.0 } else { 4.0 };
+    let amount = if pixelate { num(task, "amount") } else { num(task, "blur").or(num(task, "amount")) };
+    Ok(Some(Op::Partial {
+        rects,
+        amount: amount.unwrap_or(default) as f32,
+        oval: task.get("type").and_then(Param::as_str) == Some("oval"),
+        pixelate,
+        soften: if pixelate { num(task, "blur").unwrap_or(0.0) as f32 } else { 0.0 },
+    }))
+}
+
+fn rect(p: &Param) -> Option<[u32; 4]> {
+    match p {
+        Param::List(v) if v.len() == 4 => {
+            let n: Vec<u32> = v.iter().filter_map(Param::as_i64).map(|x| x as u32).collect();
+            Some([n[0], n[1], n[2], n[3]])
+        }
+        _ => None,
+    }
+}
+
+/// The overlay is a stored file, named by its handle (a URL is not fetched).
+fn compile_watermark(task: &Task) -> Result<Option<Op>> {
+    let file = task.get("file").and_then(Param::as_str).unwrap_or_default();
+    if !crate::handle::is_valid(file) {
+        return Err(Error::bad_option("watermark", "file", "the watermark file must be a stored file's handle"));
+    }
+    Ok(Some(Op::Watermark {
+        handle: file.to_string(),
+        size: num(task, "size").unwrap_or(100.0) as f32,
+        align: align(task.get("position")),
+    }))
+}
+
+fn compile_border(task: &Task) -> Result<Option<Op>> {
+    Ok(Some(Op::Border {
+        width: num(task, "width").unwrap_or(2.0) as u32,
+        color: color(task, "color", Rgba::BLACK),
+        background: color(task, "background", Rgba::WHITE),
+    }))
+}
+
+fn compile_output(job: &mut ImageJob, task: &Task) -> Result<()> {
+    let out = &mut job.output;
+    if let Some(word) = task.get("format").and_then(Param::as_str) {
+        match Format::from_output_word(word)? {
+            Some(f) => {
+                out.format = Some(f);
+                out.progressive = word == "pjpg";
+                out.negotiate = false;
+            }
+            // `auto`: from the request's Accept
+            None => {
+                out.format = None;
+                out.negotiate = true;
+            }
+        }
+    }
+    if let Some(Param::Int(q)) = task.get("quality") {
+        out.quality = Some(*q as u8);
+    }
+    if let Some(Param::Bool(c)) = task.get("compress") {
+        out.compress = *c;
+    }
+    if let Some(Param::Color(c, _)) = task.get("background") {
+        out.background = Some(*c);
+    }
+    if task.get("colorspace").and_then(Param::as_str) == Some("cmyk") {
+        return Err(Error::bad_option("output", "colorspace", "CMYK output is not supported; use rgb"));
+    }
+    Ok(())
+}
+
+fn compile_pjpg(job: &mut ImageJob, task: &Task) -> Result<()> {
+    job.output.format = Some(Format::Jpeg);
+    job.output.progressive = true;
+    if let Some(q) = num(task, "quality") {
+        job.output.quality = Some(q.clamp(1.0, 100.0) as u8);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::schema::{self, Support};
+
+    fn task(name: &str, params: Vec<(&'static str, Param)>) -> Task {
+        Task { spec: schema::lookup(name).expect("a schema task"), params }
+    }
+
+    fn compile(tasks: &[Task]) -> Result<ImageJob> {
+        let mut job = ImageJob::blank();
+        for t in tasks {
+            job.add(t)?;
+        }
+        Ok(job)
+    }
+
+    fn word(w: &str) -> Param {
+        Param::Str(w.to_string())
+    }
+
+    #[test]
+    fn every_image_task_of_the_schema_has_a_compiler() {
+        for spec in schema::TASKS.iter().filter(|t| t.support == Support::Image) {
+            assert!(COMPILERS.iter().any(|(name, _)| *name == spec.name), "no compiler for `{}`", spec.name);
+        }
+        for (name, _) in COMPILERS {
+            assert_eq!(schema::lookup(name).map(|t| t.support), Some(Support::Image), "`{name}`");
+        }
+    }
+
+    #[test]
+    fn every_refused_option_is_one_the_schema_accepts() {
+        for (name, option, _) in UNHONOURED {
+            let spec = schema::lookup(name).expect("task");
+            assert_eq!(spec.option(option).map(|o| o.name), Some(*option), "{name}.{option}");
+        }
+    }
+
+    #[test]
+    fn options_the_pipeline_cannot_honour_answer_501_naming_them() {
+        let cases = [
+            task("resize", vec![("align", word("faces")), ("width", Param::Int(10))]),
+            task("watermark", vec![("file", word("abc")), ("position", word("faces"))]),
+            task("compress", vec![("metadata", Param::Bool(true))]),
+            task("pjpg", vec![("metadata", Param::Bool(true))]),
+            task("output", vec![("strip", Param::Bool(false))]),
+            task("output", vec![("quality", word("input"))]),
+            task("output", vec![("colorspace", word("input"))]),
+            task("output", vec![("page", Param::Int(1))]),
+            task("output", vec![("density", Param::Int(72))]),
+            task("output", vec![("pageformat", word("a4"))]),
+            task("output", vec![("pageorientation", word("portrait"))]),
+            task("output", vec![("secure", Param::Bool(true))]),
+            task("output", vec![("docinfo", Param::Bool(true))]),
+        ];
+        for t in cases {
+            let e = compile(std::slice::from_ref(&t)).unwrap_err();
+            let option = t.params.iter().map(|(k, _)| *k).find(|k| !["width", "file", "objects"].contains(k));
+            assert_eq!((e.status(), e.task(), e.option()), (501, Some(t.name()), option), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn values_the_pipeline_does_anyway_stay_accepted() {
+        let out = task(
+            "output",
+            vec![
+                ("strip", Param::Bool(true)),
+                ("secure", Param::Bool(false)),
+                ("docinfo", Param::Bool(false)),
+                ("colorspace", word("srgb")),
+                ("quality", Param::Int(70)),
+                ("format", word("png")),
+            ],
+        );
+        let job = compile(&[out, task("compress", vec![("metadata", Param::Bool(false))])]).unwrap();
+        assert_eq!((job.output.format, job.output.quality, job.output.compress), (Some(Format::Png), Some(70), true));
+        let objects = Param::List(vec![Param::List([1, 2, 3, 4].map(Param::Int).to_vec())]);
+        let p = task("partial_pixelate", vec![("blur", Param::Int(0)), ("objects", objects)]);
+        let job = compile(&[p]).unwrap();
+        assert_eq!(
+            job.ops,
+            [Op::Partial { rects: vec![[1, 2, 3, 4]], amount: 10.0, oval: false, pixelate: true, soften: 0.0 }]
+        );
+    }
+
+    #[test]
+    fn tasks_compile_to_steps_in_plan_order() {
+        let job = compile(&[
+            task("resize", vec![("align", Param::List(vec![word("top"), word("left")])), ("fit", word("crop"))]),
+            task("rotate", vec![("deg", word("exif"))]),
+            task("flop", vec![]),
+            task("rotate", vec![("deg", Param::Int(45)), ("color", Param::Color(Rgba::BLACK, "black".into()))]),
+            task("quality", vec![("value", Param::Int(33))]),
+        ])
+        .unwrap();
+        let top_left = Align { x: 0.0, y: 0.0 };
+        assert_eq!(
+            job.ops,
+            [
+                Op::Resize { width: None, height: None, fit: Fit::Crop, align: top_left },
+                Op::Flop,
+                Op::Rotate { degrees: 45, background: Rgba::BLACK },
+            ]
+        );
+        assert_eq!(job.output.quality, Some(33));
+    }
+
+    #[test]
+    fn sizes_round_to_whole_pixels_and_a_watermark_needs_a_handle() {
+        let job = compile(&[task("resize", vec![("width", Param::Num(10.6))])]).unwrap();
+        assert!(matches!(job.ops[0], Op::Resize { width: Some(11), .. }));
+        let e = compile(&[task("resize", vec![("width", Param::Num(0.4))])]).unwrap_err();
+        assert_eq!((e.status(), e.option()), (400, Some("width")));
+        let e = compile(&[task("watermark", vec![("file", word("https://example.com/a.png"))])]).unwrap_err();
+        assert_eq!((e.status(), e.option()), (400, Some("file")));
+    }
+}
