@@ -89,6 +89,9 @@ pub struct Cache {
     touched: Mutex<HashMap<Key, u64>>,
     disk_bytes: AtomicU64,
     max_bytes: u64,
+    /// Wakes the housekeeper as soon as a write takes the disk tier over its budget, so the
+    /// overshoot lasts one housekeeping run, not one sweep interval.
+    over_budget: tokio::sync::Notify,
     /// Housekeeping runs so far: the orphan scan runs on every `ORPHAN_SCAN_EVERY`-th, from the first.
     runs: AtomicU64,
 }
@@ -117,6 +120,7 @@ impl Cache {
             touched: Default::default(),
             disk_bytes: AtomicU64::new(disk),
             max_bytes,
+            over_budget: tokio::sync::Notify::new(),
             runs: AtomicU64::new(0),
         })
     }
@@ -177,7 +181,16 @@ impl Cache {
         if let Err(e) = self.write_disk(key, &cached) {
             tracing::warn!(error = %e, "cache write failed; entry kept in memory only");
         }
+        if self.disk_bytes.load(Ordering::Relaxed) > self.max_bytes {
+            self.over_budget.notify_one();
+        }
         cached
+    }
+
+    /// Resolves when a write has taken the disk tier over its budget (at once if one did since
+    /// the last call).
+    pub async fn over_budget(&self) {
+        self.over_budget.notified().await
     }
 
     fn write_disk(&self, key: &Key, cached: &Cached) -> Result<(), String> {

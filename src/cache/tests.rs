@@ -269,3 +269,16 @@ fn concurrent_writers_readers_and_housekeeping_keep_the_trees_consistent() {
     assert!(cache.disk_bytes.load(Ordering::Relaxed) <= 2000);
     consistent(&cache);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_write_over_budget_wakes_the_housekeeper() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path(), 1000);
+    let now = now();
+    put(&cache, "a", 600, now + 60, now, "s");
+    let asleep = tokio::time::timeout(Duration::from_millis(20), cache.over_budget()).await;
+    assert!(asleep.is_err(), "under budget: nothing to wake for");
+    put(&cache, "b", 600, now + 60, now, "s");
+    tokio::time::timeout(Duration::from_secs(1), cache.over_budget()).await.expect("woken by the write over budget");
+    assert_eq!(cache.housekeep().evicted, 1);
+}

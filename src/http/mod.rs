@@ -159,7 +159,10 @@ fn spawn_sweeper(state: Shared) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = state.cache.over_budget() => {}
+            }
             let cache = state.cache.clone();
             let Ok(done) = tokio::task::spawn_blocking(move || cache.housekeep()).await else { continue };
             if done.total() > 0 {
