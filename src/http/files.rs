@@ -83,7 +83,7 @@ async fn read_body(req: &HttpRequest, origin: &Origin, mut payload: web::Payload
     // `curl --data-binary @photo.jpg` labels raw bytes as a form, so only a body that really is a
     // small form with `url=` is taken as one.
     if content_type.starts_with("application/x-www-form-urlencoded") && spooled.size < 16 * 1024 {
-        if let Some(url) = form_url(&spooled) {
+        if let Some(url) = form_url(&spooled).await {
             let (spooled, filename) = origin.spool_url(&url).await?;
             return Ok((spooled, FileFields { filename, ..Default::default() }));
         }
@@ -95,8 +95,8 @@ async fn read_body(req: &HttpRequest, origin: &Origin, mut payload: web::Payload
 }
 
 /// The `url` field of a small urlencoded form.
-fn form_url(spooled: &Spooled) -> Option<String> {
-    let text = std::fs::read(spooled.path()).ok()?;
+async fn form_url(spooled: &Spooled) -> Option<String> {
+    let text = tokio::fs::read(spooled.path()).await.ok()?;
     let form = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&text).ok()?;
     form.into_iter().find(|(k, _)| k == "url").map(|(_, v)| v)
 }
