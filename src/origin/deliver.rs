@@ -53,7 +53,7 @@ impl Origin {
 }
 
 /// What the bytes of a source without stored metadata are.
-fn sniffed_type(bytes: &[u8]) -> String {
+pub(super) fn sniffed_type(bytes: &[u8]) -> String {
     match sniff(bytes) {
         Sniffed::Image(f) => f.mime().to_string(),
         Sniffed::Unsupported(m) => m.to_string(),

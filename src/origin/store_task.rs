@@ -3,10 +3,10 @@
 //! over the same source bytes answers the file it stored the first time. A POST (what
 //! filestack-python sends) stores anew, as Filestack does.
 
+use super::deliver::sniffed_type;
 use super::{Answer, Method, Origin, ProcessRequest};
 use crate::cache;
 use crate::error::Result;
-use crate::mediatype;
 use crate::pipeline::format::{sniff, Sniffed};
 use crate::plan::Store;
 use crate::store::{FileMeta, Upload};
@@ -30,14 +30,13 @@ impl Origin {
             }
             None => {
                 let bytes = self.sources.fetch(&req.parsed.url.source).await?;
-                let (mime, ext) = match sniff(&bytes) {
-                    Sniffed::Image(f) => (f.mime().to_string(), f.extension().to_string()),
-                    _ => (
-                        mediatype::sniff_active(&bytes).unwrap_or("application/octet-stream").to_string(),
-                        "bin".into(),
-                    ),
+                // the type as plain delivery would give it; the extension only for images
+                let ext = match sniff(&bytes) {
+                    Sniffed::Image(f) => f.extension(),
+                    _ => "bin",
                 };
-                (bytes, mime, ext)
+                let mime = sniffed_type(&bytes);
+                (bytes, mime, ext.to_string())
             }
         };
         let upload = Upload {
