@@ -1,10 +1,15 @@
-//! One error type for the whole request path. Each variant knows its HTTP status; the mapping
-//! to a response happens once, in `http::respond`.
+//! The service's error: the request's own faults (URL, plan, credentials, limits) and the
+//! errors of the modules below it (store, source, pipeline), each kept typed. Every error has a
+//! public message (`Display`) and, for failures on our side, an internal `detail` for the log.
+//! Statuses are chosen once, at the edge (`http::respond`).
 
+use crate::pipeline::PipelineError;
+use crate::source::SourceError;
+use crate::store::StoreError;
 use std::fmt;
 
 /// What went wrong, with enough context to name the task/option in the JSON body.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Error {
     /// The URL or a request parameter is malformed.
     BadRequest { message: String, task: Option<String>, option: Option<String> },
@@ -20,12 +25,14 @@ pub enum Error {
     Timeout(String),
     /// Request body over the configured limit.
     PayloadTooLarge(String),
-    /// The bytes are not something we can decode, or exceed the pixel limit.
-    Unprocessable(String),
     /// The input format is recognised but not supported.
     UnsupportedMedia(String),
-    /// Fetching an external source failed.
-    BadGateway(String),
+    /// The store failed (a missing handle, a disk error).
+    Store(StoreError),
+    /// A source could not be found, fetched or was refused.
+    Source(SourceError),
+    /// The transform failed.
+    Pipeline(PipelineError),
     /// The client went away before its transform started (never sent; logged as 499).
     ClientGone,
     /// The transform queue is full.
@@ -57,21 +64,30 @@ impl Error {
         Error::Internal(e.to_string())
     }
 
-    pub fn status(&self) -> u16 {
+    /// What the log gets besides the public message (`Display`): a codec's or the disk's own
+    /// words, never sent to the client.
+    pub fn detail(&self) -> Option<String> {
         match self {
-            Error::BadRequest { .. } => 400,
-            Error::Forbidden(_) => 403,
-            Error::NotFound(_) => 404,
-            Error::MethodNotAllowed => 405,
-            Error::Timeout(_) => 408,
-            Error::PayloadTooLarge(_) => 413,
-            Error::UnsupportedMedia(_) => 415,
-            Error::Unprocessable(_) => 422,
-            Error::ClientGone => 499,
-            Error::Internal(_) => 500,
-            Error::NotImplemented { .. } => 501,
-            Error::BadGateway(_) => 502,
-            Error::Overloaded => 503,
+            Error::Store(e) => e.detail(),
+            Error::Source(e) => e.detail(),
+            Error::Pipeline(e) => e.detail().map(str::to_string),
+            Error::Internal(detail) => Some(detail.clone()),
+            _ => None,
+        }
+    }
+
+    /// A failure of the source or of the transform, which a `fallback` task answers for; never
+    /// a refusal or a malformed request.
+    pub fn is_source_failure(&self) -> bool {
+        use crate::source::SourceError as S;
+        match self {
+            Error::Store(_) | Error::Internal(_) | Error::NotFound(_) => true,
+            Error::PayloadTooLarge(_) | Error::UnsupportedMedia(_) => true,
+            Error::Pipeline(e) => !matches!(e, PipelineError::BadOption { .. }),
+            Error::Source(e) => {
+                !matches!(e, S::Refused { .. } | S::OutsideAlias(_) | S::BadUrl(_) | S::ListNeedsCombiner | S::Busy)
+            }
+            _ => false,
         }
     }
 
@@ -79,6 +95,7 @@ impl Error {
         match self {
             Error::BadRequest { task, .. } => task.as_deref(),
             Error::NotImplemented { task, .. } => Some(task),
+            Error::Pipeline(PipelineError::BadOption { task, .. }) => Some(task),
             _ => None,
         }
     }
@@ -86,6 +103,7 @@ impl Error {
     pub fn option(&self) -> Option<&str> {
         match self {
             Error::BadRequest { option, .. } | Error::NotImplemented { option, .. } => option.as_deref(),
+            Error::Pipeline(PipelineError::BadOption { option, .. }) => *option,
             _ => None,
         }
     }
@@ -105,10 +123,11 @@ impl fmt::Display for Error {
             | Error::NotFound(m)
             | Error::PayloadTooLarge(m)
             | Error::Timeout(m)
-            | Error::Unprocessable(m)
             | Error::UnsupportedMedia(m)
-            | Error::BadGateway(m)
             | Error::Internal(m) => f.write_str(m),
+            Error::Store(e) => e.fmt(f),
+            Error::Source(e) => e.fmt(f),
+            Error::Pipeline(e) => e.fmt(f),
             Error::Overloaded => f.write_str("server busy: transform queue is full, retry shortly"),
             Error::ClientGone => f.write_str("the client closed the connection before its transform started"),
             Error::MethodNotAllowed => {
@@ -119,6 +138,27 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Store(e)
+    }
+}
+
+impl From<SourceError> for Error {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::Store(e) => Error::Store(e),
+            e => Error::Source(e),
+        }
+    }
+}
+
+impl From<PipelineError> for Error {
+    fn from(e: PipelineError) -> Self {
+        Error::Pipeline(e)
+    }
+}
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {

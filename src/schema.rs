@@ -38,6 +38,15 @@ pub struct OptSpec {
     pub name: &'static str,
     pub alias: Option<&'static str>,
     pub kind: Kind,
+    /// The value an honoured option takes when the URL leaves it out, written as in a URL. The
+    /// plan fills it in, so `blur` and `blur=amount:2` are one plan with one cache key.
+    pub default: Option<&'static str>,
+}
+
+impl OptSpec {
+    const fn or(self, default: &'static str) -> OptSpec {
+        OptSpec { default: Some(default), ..self }
+    }
 }
 
 /// What Refract does with a task.
@@ -78,7 +87,7 @@ impl TaskSpec {
 }
 
 const fn o(name: &'static str, alias: &'static str, kind: Kind) -> OptSpec {
-    OptSpec { name, alias: if alias.is_empty() { None } else { Some(alias) }, kind }
+    OptSpec { name, alias: if alias.is_empty() { None } else { Some(alias) }, kind, default: None }
 }
 
 const fn t(name: &'static str, bare: bool, support: Support, options: &'static [OptSpec]) -> TaskSpec {
@@ -155,16 +164,24 @@ const FACE_FX: &[OptSpec] = &[
     o("type", "t", Enum(FACE_TYPES)),
 ];
 
-const PARTIAL: &[OptSpec] = &[
+/// `partial_blur` takes its strength from `blur`, else `amount`.
+const PARTIAL_BLUR: &[OptSpec] = &[
     o("objects", "o", Rects),
-    o("amount", "a", Num(0.0, 100.0)),
+    o("amount", "a", Num(0.0, 100.0)).or("4"),
     o("blur", "l", Num(0.0, 20.0)),
-    o("type", "t", Enum(FACE_TYPES)),
+    o("type", "t", Enum(FACE_TYPES)).or("rect"),
+];
+/// `partial_pixelate` takes its block size from `amount`; `blur` softens the blocks.
+const PARTIAL_PIXELATE: &[OptSpec] = &[
+    o("objects", "o", Rects),
+    o("amount", "a", Num(0.0, 100.0)).or("10"),
+    o("blur", "l", Num(0.0, 20.0)).or("0"),
+    o("type", "t", Enum(FACE_TYPES)).or("rect"),
 ];
 
-const AMOUNT_0_20: &[OptSpec] = &[o("amount", "a", Int(0, 20))];
+const AMOUNT_0_20: &[OptSpec] = &[o("amount", "a", Int(0, 20)).or("2")];
 const AMOUNT_1_100: &[OptSpec] = &[o("amount", "a", Int(1, 100))];
-const AMOUNT_2_100: &[OptSpec] = &[o("amount", "a", Int(2, 100))];
+const AMOUNT_2_100: &[OptSpec] = &[o("amount", "a", Int(2, 100)).or("2")];
 const BACKGROUND: &[OptSpec] = &[o("background", "b", Color)];
 const NONE: &[OptSpec] = &[];
 
@@ -274,7 +291,11 @@ pub static TASKS: &[TaskSpec] = &[
         "rounded_corners",
         true,
         Image,
-        &[o("radius", "r", IntOr(1, 10000, &["max"])), o("blur", "l", Num(0.0, 20.0)), o("background", "b", Color)],
+        &[
+            o("radius", "r", IntOr(1, 10000, &["max"])).or("10"),
+            o("blur", "l", Num(0.0, 20.0)).or("0.3"),
+            o("background", "b", Color).or("00000000"),
+        ],
     ),
     t(
         "vignette",
@@ -306,7 +327,16 @@ pub static TASKS: &[TaskSpec] = &[
         ],
     ),
     t("circle", true, Image, BACKGROUND),
-    t("border", true, Image, &[o("width", "w", Int(0, 1000)), o("color", "c", Color), o("background", "b", Color)]),
+    t(
+        "border",
+        true,
+        Image,
+        &[
+            o("width", "w", Int(0, 1000)).or("2"),
+            o("color", "c", Color).or("black"),
+            o("background", "b", Color).or("white"),
+        ],
+    ),
     t(
         "ascii",
         true,
@@ -325,18 +355,22 @@ pub static TASKS: &[TaskSpec] = &[
     t("monochrome", true, Image, NONE),
     t("negative", true, Image, NONE),
     t("redeye", true, NotImplemented, NONE),
-    t("blackwhite", true, Image, &[o("threshold", "t", Int(0, 100))]),
-    t("sepia", true, Image, &[o("tone", "t", Int(0, 100))]),
+    t("blackwhite", true, Image, &[o("threshold", "t", Int(0, 100)).or("50")]),
+    t("sepia", true, Image, &[o("tone", "t", Int(0, 100)).or("80")]),
     t("pixelate", true, Image, AMOUNT_2_100),
     t("oil_paint", true, NotImplemented, AMOUNT_1_100),
     t(
         "modulate",
         true,
         Image,
-        &[o("brightness", "b", Int(0, 10000)), o("saturation", "s", Int(0, 10000)), o("hue", "h", Int(0, 359))],
+        &[
+            o("brightness", "b", Int(0, 10000)).or("100"),
+            o("saturation", "s", Int(0, 10000)).or("100"),
+            o("hue", "h", Int(0, 359)).or("0"),
+        ],
     ),
-    t("partial_pixelate", false, Image, PARTIAL),
-    t("partial_blur", false, Image, PARTIAL),
+    t("partial_pixelate", false, Image, PARTIAL_PIXELATE),
+    t("partial_blur", false, Image, PARTIAL_BLUR),
     t(
         "enhance",
         true,
@@ -358,7 +392,12 @@ pub static TASKS: &[TaskSpec] = &[
         )],
     ),
     // watermark
-    t("watermark", false, Image, &[o("file", "f", Str), o("size", "s", Num(0.0, 500.0)), o("position", "p", Position)]),
+    t(
+        "watermark",
+        false,
+        Image,
+        &[o("file", "f", Str), o("size", "s", Num(0.0, 500.0)).or("100"), o("position", "p", Position)],
+    ),
     // output and metadata
     t(
         "output",

@@ -48,7 +48,7 @@ where
             return Err(too_slow());
         }
     }
-    spool.finish().await
+    Ok(spool.finish().await?)
 }
 
 /// The body of an upload, spooled: raw bytes, a multipart `fileUpload` part (with its file name

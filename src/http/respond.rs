@@ -3,6 +3,9 @@
 
 use crate::error::Error;
 use crate::origin::{Answer, Caching, Disposition, FileAnswer};
+use crate::pipeline::PipelineError;
+use crate::source::SourceError;
+use crate::store::StoreError;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
@@ -172,20 +175,78 @@ fn parse_range(h: &str, total: u64) -> RangeAnswer {
     }
 }
 
+/// The one mapping from errors to HTTP statuses.
+pub fn status(e: &Error) -> u16 {
+    match e {
+        Error::BadRequest { .. } => 400,
+        Error::Forbidden(_) => 403,
+        Error::NotFound(_) => 404,
+        Error::MethodNotAllowed => 405,
+        Error::Timeout(_) => 408,
+        Error::PayloadTooLarge(_) => 413,
+        Error::UnsupportedMedia(_) => 415,
+        Error::ClientGone => 499,
+        Error::Internal(_) => 500,
+        Error::NotImplemented { .. } => 501,
+        Error::Overloaded => 503,
+        Error::Store(e) => store_status(e),
+        Error::Source(e) => source_status(e),
+        Error::Pipeline(e) => pipeline_status(e),
+    }
+}
+
+fn store_status(e: &StoreError) -> u16 {
+    match e {
+        StoreError::InvalidHandle(_) => 400,
+        StoreError::NotFound(_) => 404,
+        StoreError::Corrupt { .. } | StoreError::Io { .. } => 500,
+    }
+}
+
+fn source_status(e: &SourceError) -> u16 {
+    match e {
+        SourceError::Store(e) => store_status(e),
+        SourceError::ListNeedsCombiner | SourceError::BadUrl(_) => 400,
+        SourceError::Refused { .. } | SourceError::OutsideAlias(_) => 403,
+        SourceError::UnknownAlias(_) | SourceError::Missing(_) => 404,
+        SourceError::TooLarge { .. } => 413,
+        SourceError::Upstream { .. } | SourceError::Unreachable { .. } => 502,
+        SourceError::Busy => 503,
+        SourceError::TimedOut { .. } => 504,
+    }
+}
+
+fn pipeline_status(e: &PipelineError) -> u16 {
+    match e {
+        PipelineError::BadOption { .. } => 400,
+        PipelineError::MissingOverlay(_) => 404,
+        PipelineError::Unsupported(_) => 415,
+        PipelineError::Empty | PipelineError::Corrupt(_) | PipelineError::OverLimit(_) => 422,
+        PipelineError::Codec { .. } => 500,
+    }
+}
+
+/// Whether the failure is ours: the client gets the request id, the log the detail.
+fn is_internal(e: &Error, status: u16) -> bool {
+    status >= 500 && !matches!(e, Error::NotImplemented { .. } | Error::Overloaded | Error::Source(_))
+}
+
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::from_u16(status(self)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status();
-        let internal = status >= 500 && !matches!(self, Error::NotImplemented { .. } | Error::Overloaded);
-        // the detail of a failure on our side goes to the log; the client gets the request id
-        let mut body = if internal {
-            tracing::error!(status, error = %self, "request failed");
+        let status = status(self);
+        let mut body = if is_internal(self, status) {
+            let detail = self.detail().unwrap_or_default();
+            tracing::error!(status, error = %self, detail, "request failed");
             let id = REQUEST_ID.try_with(|id| *id).unwrap_or(0);
             serde_json::json!({ "status": status, "message": "internal error", "request_id": id.to_string() })
         } else {
+            if let Some(detail) = self.detail() {
+                tracing::warn!(status, error = %self, detail, "request failed");
+            }
             serde_json::json!({ "status": status, "message": self.to_string() })
         };
         if let Some(t) = self.task() {
@@ -202,7 +263,7 @@ impl ResponseError for Error {
         }
         // other 4xx get `public, max-age=error_max_age_secs` from the middleware, which has the
         // configuration
-        if matches!(self, Error::Overloaded) {
+        if matches!(self, Error::Overloaded | Error::Source(SourceError::Busy)) {
             b.insert_header((header::RETRY_AFTER, "1"));
         }
         b.body(serde_json::json!({ "error": body }).to_string())

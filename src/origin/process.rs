@@ -68,7 +68,7 @@ impl Origin {
 
 /// Failures of the source or of the pipeline; never a refusal (403) or a malformed request.
 fn fallback_applies(e: &Error) -> bool {
-    matches!(e.status(), 404 | 413 | 415 | 422 | 500 | 502)
+    e.is_source_failure()
 }
 
 /// What a request reads: its source (recursively for lists) and the files its job overlays.

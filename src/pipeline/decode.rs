@@ -4,8 +4,8 @@
 //! 6000×4000 photo bound for 800 px is decoded at 1500×1000 and never exists at full size.
 //! Everything else goes through the `image` crate with allocation limits.
 
+use super::error::{PipelineError, Result};
 use super::format::Format;
-use crate::error::{Error, Result};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 use std::io::Cursor;
@@ -73,22 +73,23 @@ pub fn probe(bytes: &[u8], format: Format, limits: &super::Limits) -> Result<Pro
 fn check_pixels(w: u32, h: u32, max_pixels: u64) -> Result<()> {
     let pixels = w as u64 * h as u64;
     if w == 0 || h == 0 {
-        return Err(Error::Unprocessable(format!("image has no pixels ({w}x{h})")));
+        return Err(PipelineError::Corrupt(format!("image has no pixels ({w}x{h})")));
     }
     if pixels > max_pixels {
-        return Err(Error::Unprocessable(format!(
+        return Err(PipelineError::OverLimit(format!(
             "image is {w}x{h} = {pixels} pixels, over the limit of {max_pixels}"
         )));
     }
     Ok(())
 }
 
-fn corrupt(format: Format, e: impl std::fmt::Display) -> Error {
-    Error::Unprocessable(format!("cannot decode {} source: {e}", format.mime()))
+fn corrupt(format: Format, e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Corrupt(format!("cannot decode {} source: {e}", format.mime()))
 }
 
 fn reader(bytes: &[u8], max_pixels: u64) -> Result<ImageReader<Cursor<&[u8]>>> {
-    let mut r = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(Error::internal)?;
+    let mut r =
+        ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| PipelineError::codec("decoder", e))?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(65_535);
     limits.max_image_height = Some(65_535);
@@ -153,13 +154,14 @@ fn decode_jpeg(bytes: &[u8], probe: &Probe, shrink_to: Option<(u32, u32)>, max_p
         let decoder = reader(bytes, max_pixels)?.into_decoder().map_err(|e| corrupt(Format::Jpeg, e))?;
         return DynamicImage::from_decoder(decoder).map_err(|e| corrupt(Format::Jpeg, e));
     }
-    let mut d = turbojpeg::Decompressor::new().map_err(Error::internal)?;
+    let mut d = turbojpeg::Decompressor::new().map_err(|e| PipelineError::codec("JPEG decoder", e))?;
     if let Some(target) = shrink_to {
         // the target is in displayed axes; the DCT works on stored axes
         let target = if swaps_axes(probe.orientation) { (target.1, target.0) } else { target };
         let denom = dct_denominator(probe.width, probe.height, target);
         if denom > 1 {
-            d.set_scaling_factor(turbojpeg::ScalingFactor::new(1, denom)).map_err(Error::internal)?;
+            d.set_scaling_factor(turbojpeg::ScalingFactor::new(1, denom))
+                .map_err(|e| PipelineError::codec("JPEG decoder", e))?;
         }
     }
     let scaled = d.read_header(bytes).map_err(|e| corrupt(Format::Jpeg, e))?.scaled(d.scaling_factor());
@@ -173,8 +175,8 @@ fn decode_jpeg(bytes: &[u8], probe: &Probe, shrink_to: Option<(u32, u32)>, max_p
         format: turbojpeg::PixelFormat::RGB,
     };
     d.decompress(bytes, image).map_err(|e| corrupt(Format::Jpeg, e))?;
-    let buf =
-        image::RgbImage::from_raw(w as u32, h as u32, pixels).ok_or_else(|| Error::internal("jpeg buffer size"))?;
+    let buf = image::RgbImage::from_raw(w as u32, h as u32, pixels)
+        .ok_or_else(|| PipelineError::codec("JPEG decoder", "buffer size"))?;
     Ok(DynamicImage::ImageRgb8(buf))
 }
 

@@ -1,9 +1,9 @@
 //! Encoders, with settings matched to what sharp/libvips do by default so output sizes compare
 //! fairly: JPEG 4:2:0 baseline without trellis, WebP lossy method 4, PNG zlib level 6.
 
+use super::error::{PipelineError, Result};
 use super::format::Format;
 use super::job::OutputSpec;
-use crate::error::{Error, Result};
 use crate::plan::Rgba;
 use image::{DynamicImage, ImageEncoder, RgbImage};
 
@@ -20,7 +20,7 @@ pub fn encode(img: &DynamicImage, format: Format, spec: &OutputSpec) -> Result<V
         Format::Webp => webp(&keep_or_flatten(img, spec.background), quality),
         Format::Avif => avif(&keep_or_flatten(img, spec.background), quality),
         Format::Gif => gif(&keep_or_flatten(img, spec.background)),
-        other => Err(Error::bad_option("output", "format", format!("cannot write {}", other.mime()))),
+        other => Err(PipelineError::bad_option("output", "format", format!("cannot write {}", other.mime()))),
     }
 }
 
@@ -51,8 +51,8 @@ fn keep_or_flatten(img: &DynamicImage, bg: Option<Rgba>) -> DynamicImage {
 }
 
 fn jpeg(rgb: &RgbImage, quality: u8, spec: &OutputSpec) -> Result<Vec<u8>> {
-    let mut c = turbojpeg::Compressor::new().map_err(Error::internal)?;
-    let fail = |e: turbojpeg::Error| Error::internal(format!("jpeg encoder: {e}"));
+    let mut c = turbojpeg::Compressor::new().map_err(|e| PipelineError::codec("JPEG encoder", e))?;
+    let fail = |e: turbojpeg::Error| PipelineError::codec("JPEG encoder", e);
     c.set_quality(quality as i32).map_err(fail)?;
     c.set_subsamp(turbojpeg::Subsamp::Sub2x2).map_err(fail)?;
     c.set_optimize(spec.compress).map_err(fail)?;
@@ -73,7 +73,8 @@ fn png(img: &DynamicImage, compress: bool) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let level = if compress { CompressionType::Best } else { CompressionType::Default };
     let enc = PngEncoder::new_with_quality(&mut out, level, FilterType::Adaptive);
-    enc.write_image(img.as_bytes(), img.width(), img.height(), img.color().into()).map_err(Error::internal)?;
+    enc.write_image(img.as_bytes(), img.width(), img.height(), img.color().into())
+        .map_err(|e| PipelineError::codec("PNG encoder", e))?;
     Ok(out)
 }
 
@@ -82,19 +83,19 @@ fn webp(img: &DynamicImage, quality: u8) -> Result<Vec<u8>> {
     let enc = match img {
         DynamicImage::ImageRgba8(b) => webp::Encoder::from_rgba(b.as_raw(), w, h),
         DynamicImage::ImageRgb8(b) => webp::Encoder::from_rgb(b.as_raw(), w, h),
-        _ => return Err(Error::internal("webp expects 8-bit RGB(A)")),
+        _ => return Err(PipelineError::codec("WebP encoder", "expects 8-bit RGB(A)")),
     };
-    let mut config = webp::WebPConfig::new().map_err(|_| Error::internal("libwebp config"))?;
+    let mut config = webp::WebPConfig::new().map_err(|_| PipelineError::codec("WebP encoder", "libwebp config"))?;
     config.quality = quality as f32;
     config.method = 4;
-    let mem = enc.encode_advanced(&config).map_err(|e| Error::internal(format!("webp encoder: {e:?}")))?;
+    let mem = enc.encode_advanced(&config).map_err(|e| PipelineError::codec("WebP encoder", format!("{e:?}")))?;
     Ok(mem.to_vec())
 }
 
 fn avif(img: &DynamicImage, quality: u8) -> Result<Vec<u8>> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let enc = ravif::Encoder::new().with_quality(quality as f32).with_speed(AVIF_SPEED).with_num_threads(Some(1));
-    let fail = |e: ravif::Error| Error::internal(format!("avif encoder: {e}"));
+    let fail = |e: ravif::Error| PipelineError::codec("AVIF encoder", e);
     let out = match img {
         DynamicImage::ImageRgba8(b) => {
             let px: &[rgb::RGBA8] = rgb::bytemuck::cast_slice(b.as_raw());
@@ -104,7 +105,7 @@ fn avif(img: &DynamicImage, quality: u8) -> Result<Vec<u8>> {
             let px: &[rgb::RGB8] = rgb::bytemuck::cast_slice(b.as_raw());
             enc.encode_rgb(imgref::Img::new(px, w, h)).map_err(fail)?
         }
-        _ => return Err(Error::internal("avif expects 8-bit RGB(A)")),
+        _ => return Err(PipelineError::codec("AVIF encoder", "expects 8-bit RGB(A)")),
     };
     Ok(out.avif_file)
 }
@@ -113,7 +114,7 @@ fn gif(img: &DynamicImage) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     {
         let mut enc = image::codecs::gif::GifEncoder::new_with_speed(&mut out, 10);
-        enc.encode_frame(image::Frame::new(img.to_rgba8())).map_err(Error::internal)?;
+        enc.encode_frame(image::Frame::new(img.to_rgba8())).map_err(|e| PipelineError::codec("GIF encoder", e))?;
     }
     Ok(out)
 }

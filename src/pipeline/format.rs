@@ -1,6 +1,6 @@
 //! Image formats: sniffing input bytes and describing outputs.
 
-use crate::error::{Error, Result};
+use super::error::{PipelineError, Result};
 pub use crate::format::Format;
 
 /// What the bytes are, by their magic numbers (never by file name).
@@ -52,13 +52,13 @@ pub fn sniff(b: &[u8]) -> Sniffed {
 /// The image format of `bytes`, or a 4xx naming why it cannot be decoded.
 pub fn require_decodable(bytes: &[u8]) -> Result<Format> {
     if bytes.is_empty() {
-        return Err(Error::Unprocessable("the source is empty".into()));
+        return Err(PipelineError::Empty);
     }
     match sniff(bytes) {
         Sniffed::Image(f) if f.decodable() => Ok(f),
-        Sniffed::Image(f) => Err(Error::UnsupportedMedia(format!("{} input is not supported", f.mime()))),
-        Sniffed::Unsupported(m) => Err(Error::UnsupportedMedia(format!("{m} input is not supported"))),
-        Sniffed::Unknown => Err(Error::UnsupportedMedia(
+        Sniffed::Image(f) => Err(PipelineError::Unsupported(format!("{} input is not supported", f.mime()))),
+        Sniffed::Unsupported(m) => Err(PipelineError::Unsupported(format!("{m} input is not supported"))),
+        Sniffed::Unknown => Err(PipelineError::Unsupported(
             "the source is not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF, ICO)".into(),
         )),
     }

@@ -7,8 +7,8 @@
 //! inflated, must stay under a cap. Inflating only counts bytes through a fixed buffer, so a bomb
 //! is measured without ever being held in memory.
 
+use super::error::{PipelineError, Result};
 use super::format::Format;
-use crate::error::{Error, Result};
 use std::io::Read;
 
 /// Refuse (422) containers whose declared sizes or metadata exceed what the limits allow.
@@ -27,8 +27,8 @@ pub fn check(bytes: &[u8], format: Format, max_metadata: u64) -> Result<()> {
     Ok(())
 }
 
-fn too_much(format: Format, size: u64, max: u64) -> Error {
-    Error::Unprocessable(format!(
+fn too_much(format: Format, size: u64, max: u64) -> PipelineError {
+    PipelineError::OverLimit(format!(
         "the {} carries {size} bytes of metadata (ICC, EXIF, XMP, text), over the limit of {max}",
         format.mime()
     ))
@@ -99,7 +99,7 @@ fn webp_metadata(b: &[u8]) -> Result<u64> {
         let kind = &b[i..i + 4];
         let len = u32::from_le_bytes([b[i + 4], b[i + 5], b[i + 6], b[i + 7]]) as u64;
         if i as u64 + 8 + len > b.len() as u64 {
-            return Err(Error::Unprocessable(format!(
+            return Err(PipelineError::Corrupt(format!(
                 "WebP chunk `{}` declares {len} bytes, past the end of the file",
                 String::from_utf8_lossy(kind)
             )));
@@ -120,8 +120,8 @@ fn jpeg_metadata(b: &[u8]) -> u64 {
         .sum()
 }
 
-fn past_the_end(what: &str, size: u64) -> Error {
-    Error::Unprocessable(format!("{what} declares {size} bytes, past the end of the file"))
+fn past_the_end(what: &str, size: u64) -> PipelineError {
+    PipelineError::Corrupt(format!("{what} declares {size} bytes, past the end of the file"))
 }
 
 /// TIFF: every tag's value must fit in the file (the decoder allocates what a tag declares);

@@ -4,6 +4,7 @@
 pub mod colour;
 pub mod decode;
 pub mod encode;
+pub mod error;
 pub mod format;
 pub mod guard;
 pub mod job;
@@ -11,7 +12,7 @@ mod jpeg_segments;
 pub mod ops;
 pub mod steps;
 
-use crate::error::Result;
+pub use error::{PipelineError, Result};
 pub use format::Format;
 use job::{Answer, ImageJob, Op};
 
@@ -67,7 +68,7 @@ impl Budget {
     /// Called between steps and inside long loops: past the deadline the job stops with a 422.
     pub fn check(&self) -> Result<()> {
         if std::time::Instant::now() > self.deadline {
-            return Err(crate::error::Error::Unprocessable(format!(
+            return Err(PipelineError::OverLimit(format!(
                 "the transform took longer than its budget of {} ms (transform_timeout_ms)",
                 self.limits.timeout.as_millis()
             )));
@@ -109,9 +110,7 @@ pub fn run_with(
         img = match op {
             Op::Watermark { handle, size, align } => {
                 if !marks.contains_key(handle.as_str()) {
-                    let bytes = overlays.get(handle).ok_or_else(|| {
-                        crate::error::Error::NotFound(format!("watermark file `{handle}` is missing"))
-                    })?;
+                    let bytes = overlays.get(handle).ok_or_else(|| PipelineError::MissingOverlay(handle.clone()))?;
                     marks.insert(handle, decode_overlay(bytes, &limits)?);
                 }
                 ops::watermark(img, &marks[handle.as_str()], *size, *align, &budget)?
@@ -127,7 +126,7 @@ pub fn run_with(
     if out == Format::Webp && (img.width() > 16_383 || img.height() > 16_383) {
         // WebP cannot hold more than 16383 px a side
         if job.output.format == Some(Format::Webp) {
-            return Err(crate::error::Error::Unprocessable(format!(
+            return Err(PipelineError::OverLimit(format!(
                 "WebP is limited to 16383 px a side; the result is {}x{}",
                 img.width(),
                 img.height()

@@ -204,11 +204,11 @@ static COMPILERS: &[(&str, Compile)] = &[
     ("flop", Step(|_| Ok(Some(Op::Flop)))),
     ("monochrome", Step(|_| Ok(Some(Op::Monochrome)))),
     ("negative", Step(|_| Ok(Some(Op::Negative)))),
-    ("blur", Step(|t| Ok(Some(Op::Blur { sigma: num(t, "amount").unwrap_or(2.0) as f32 })))),
-    ("sharpen", Step(|t| Ok(Some(Op::Sharpen { sigma: num(t, "amount").unwrap_or(2.0) as f32 })))),
-    ("sepia", Step(|t| Ok(Some(Op::Sepia { tone: num(t, "tone").unwrap_or(80.0) as u8 })))),
-    ("blackwhite", Step(|t| Ok(Some(Op::BlackWhite { threshold: num(t, "threshold").unwrap_or(50.0) as u8 })))),
-    ("pixelate", Step(|t| Ok(Some(Op::Pixelate { block: num(t, "amount").unwrap_or(2.0).max(1.0) as u32 })))),
+    ("blur", Step(|t| Ok(Some(Op::Blur { sigma: num(t, "amount") as f32 })))),
+    ("sharpen", Step(|t| Ok(Some(Op::Sharpen { sigma: num(t, "amount") as f32 })))),
+    ("sepia", Step(|t| Ok(Some(Op::Sepia { tone: num(t, "tone") as u8 })))),
+    ("blackwhite", Step(|t| Ok(Some(Op::BlackWhite { threshold: num(t, "threshold") as u8 })))),
+    ("pixelate", Step(|t| Ok(Some(Op::Pixelate { block: num(t, "amount").max(1.0) as u32 })))),
     ("modulate", Step(compile_modulate)),
     ("circle", Step(|t| Ok(Some(Op::Circle { background: color(t, "background", Rgba::TRANSPARENT) })))),
     ("rounded_corners", Step(compile_rounded_corners)),
@@ -217,7 +217,7 @@ static COMPILERS: &[(&str, Compile)] = &[
     ("watermark", Step(compile_watermark)),
     ("border", Step(compile_border)),
     ("output", Setting(compile_output)),
-    ("quality", Setting(|job, t| set(&mut job.output.quality, num(t, "value").map(|q| q as u8)))),
+    ("quality", Setting(|job, t| set(&mut job.output.quality, opt_num(t, "value").map(|q| q as u8)))),
     ("pjpg", Setting(compile_pjpg)),
     ("compress", Setting(|job, _| set(&mut job.output.compress, true))),
     ("auto_image", Setting(|job, _| set(&mut job.output.negotiate, true))),
@@ -273,7 +273,13 @@ fn refuse_unhonoured(task: &Task) -> Result<()> {
     Ok(())
 }
 
-fn num(task: &Task, key: &str) -> Option<f64> {
+/// A numeric option the schema gives a default (so the plan always has it).
+fn num(task: &Task, key: &str) -> f64 {
+    opt_num(task, key).unwrap_or_default()
+}
+
+/// A numeric option without a default.
+fn opt_num(task: &Task, key: &str) -> Option<f64> {
     task.get(key).and_then(Param::as_f64)
 }
 
@@ -292,8 +298,8 @@ fn compile_resize(task: &Task) -> Result<Option<Op>> {
         _ => Fit::Clip,
     };
     Ok(Some(Op::Resize {
-        width: num(task, "width").map(|v| dimension("width", v)).transpose()?,
-        height: num(task, "height").map(|v| dimension("height", v)).transpose()?,
+        width: opt_num(task, "width").map(|v| dimension("width", v)).transpose()?,
+        height: opt_num(task, "height").map(|v| dimension("height", v)).transpose()?,
         fit,
         align: align(task.get("align")),
     }))
@@ -353,9 +359,9 @@ fn compile_rotate(task: &Task) -> Result<Option<Op>> {
 /// Filestack's percentages become factors; the hue stays in degrees.
 fn compile_modulate(task: &Task) -> Result<Option<Op>> {
     Ok(Some(Op::Modulate {
-        brightness: num(task, "brightness").unwrap_or(100.0) as f32 / 100.0,
-        saturation: num(task, "saturation").unwrap_or(100.0) as f32 / 100.0,
-        hue: num(task, "hue").unwrap_or(0.0) as f32,
+        brightness: num(task, "brightness") as f32 / 100.0,
+        saturation: num(task, "saturation") as f32 / 100.0,
+        hue: num(task, "hue") as f32,
     }))
 }
 
@@ -364,9 +370,9 @@ fn compile_rounded_corners(task: &Task) -> Result<Option<Op>> {
         radius: match task.get("radius") {
             // `radius:max`: as round as the image allows
             Some(Param::Str(_)) => None,
-            p => Some(p.and_then(Param::as_i64).unwrap_or(10) as u32),
+            _ => Some(num(task, "radius") as u32),
         },
-        blur: num(task, "blur").unwrap_or(0.3) as f32,
+        blur: num(task, "blur") as f32,
         background: color(task, "background", Rgba::TRANSPARENT),
     }))
 }
@@ -379,14 +385,13 @@ fn compile_partial(task: &Task) -> Result<Option<Op>> {
         Some(Param::List(items)) => items.iter().filter_map(rect).collect(),
         _ => Vec::new(),
     };
-    let default = if pixelate { 10.0 } else { 4.0 };
-    let amount = if pixelate { num(task, "amount") } else { num(task, "blur").or(num(task, "amount")) };
+    let amount = if pixelate { num(task, "amount") } else { opt_num(task, "blur").unwrap_or(num(task, "amount")) };
     Ok(Some(Op::Partial {
         rects,
-        amount: amount.unwrap_or(default) as f32,
+        amount: amount as f32,
         oval: task.get("type").and_then(Param::as_str) == Some("oval"),
         pixelate,
-        soften: if pixelate { num(task, "blur").unwrap_or(0.0) as f32 } else { 0.0 },
+        soften: if pixelate { num(task, "blur") as f32 } else { 0.0 },
     }))
 }
 
@@ -408,14 +413,14 @@ fn compile_watermark(task: &Task) -> Result<Option<Op>> {
     }
     Ok(Some(Op::Watermark {
         handle: file.to_string(),
-        size: num(task, "size").unwrap_or(100.0) as f32,
+        size: num(task, "size") as f32,
         align: align(task.get("position")),
     }))
 }
 
 fn compile_border(task: &Task) -> Result<Option<Op>> {
     Ok(Some(Op::Border {
-        width: num(task, "width").unwrap_or(2.0) as u32,
+        width: num(task, "width") as u32,
         color: color(task, "color", Rgba::BLACK),
         background: color(task, "background", Rgba::WHITE),
     }))
@@ -455,7 +460,7 @@ fn compile_output(job: &mut ImageJob, task: &Task) -> Result<()> {
 fn compile_pjpg(job: &mut ImageJob, task: &Task) -> Result<()> {
     job.output.format = Some(Format::Jpeg);
     job.output.progressive = true;
-    if let Some(q) = num(task, "quality") {
+    if let Some(q) = opt_num(task, "quality") {
         job.output.quality = Some(q.clamp(1.0, 100.0) as u8);
     }
     Ok(())
@@ -466,8 +471,11 @@ mod tests {
     use super::*;
     use crate::plan::schema::{self, Support};
 
+    /// A task as validation leaves it: with the schema's defaults filled in.
     fn task(name: &str, params: Vec<(&'static str, Param)>) -> Task {
-        Task { spec: schema::lookup(name).expect("a schema task"), params }
+        let spec = schema::lookup(name).expect("a schema task");
+        let defaults = crate::plan::defaults(spec, &params).expect("defaults parse");
+        Task { spec, params, defaults }
     }
 
     fn compile(tasks: &[Task]) -> Result<ImageJob> {
@@ -520,7 +528,8 @@ mod tests {
         for t in cases {
             let e = compile(std::slice::from_ref(&t)).unwrap_err();
             let option = t.params.iter().map(|(k, _)| *k).find(|k| !["width", "file", "objects"].contains(k));
-            assert_eq!((e.status(), e.task(), e.option()), (501, Some(t.name()), option), "{t:?}");
+            assert!(matches!(e, Error::NotImplemented { .. }), "{t:?}");
+            assert_eq!((e.task(), e.option()), (Some(t.name()), option), "{t:?}");
         }
     }
 
@@ -575,8 +584,10 @@ mod tests {
         let job = compile(&[task("resize", vec![("width", Param::Num(10.6))])]).unwrap();
         assert!(matches!(job.ops[0], Op::Resize { width: Some(11), .. }));
         let e = compile(&[task("resize", vec![("width", Param::Num(0.4))])]).unwrap_err();
-        assert_eq!((e.status(), e.option()), (400, Some("width")));
+        assert!(matches!(e, Error::BadRequest { .. }));
+        assert_eq!(e.option(), Some("width"));
         let e = compile(&[task("watermark", vec![("file", word("https://example.com/a.png"))])]).unwrap_err();
-        assert_eq!((e.status(), e.option()), (400, Some("file")));
+        assert!(matches!(e, Error::BadRequest { .. }));
+        assert_eq!(e.option(), Some("file"));
     }
 }

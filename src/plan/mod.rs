@@ -78,7 +78,10 @@ impl Param {
 #[derive(Debug, Clone)]
 pub struct Task {
     pub spec: &'static TaskSpec,
+    /// The options the URL gave, sorted by name.
     pub params: Vec<(&'static str, Param)>,
+    /// The schema's defaults for the options it left out.
+    pub defaults: Vec<(&'static str, Param)>,
 }
 
 impl Task {
@@ -87,14 +90,17 @@ impl Task {
     }
 
     pub fn get(&self, key: &str) -> Option<&Param> {
-        self.params.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.params.iter().chain(&self.defaults).find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
+    /// Given options and defaults alike, so that `blur` and `blur=amount:2` are one form.
     pub(crate) fn canonical(&self) -> String {
-        if self.params.is_empty() {
+        if self.params.is_empty() && self.defaults.is_empty() {
             return self.name().to_string();
         }
-        let opts: Vec<String> = self.params.iter().map(|(k, v)| format!("{k}:{}", v.canonical())).collect();
+        let mut all: Vec<&(&str, Param)> = self.params.iter().chain(&self.defaults).collect();
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        let opts: Vec<String> = all.iter().map(|(k, v)| format!("{k}:{}", v.canonical())).collect();
         format!("{}={}", self.name(), opts.join(","))
     }
 
@@ -184,9 +190,23 @@ pub fn validate(raw: &RawTask) -> Result<Task> {
         params.push((key, param));
     }
     params.sort_by(|a, b| a.0.cmp(b.0));
-    let task = Task { spec, params };
+    let defaults = defaults(spec, &params)?;
+    let task = Task { spec, params, defaults };
     check_required(&task)?;
     Ok(task)
+}
+
+/// Options the URL left out take the schema's default, parsed as if the URL had said it.
+pub(crate) fn defaults(spec: &'static TaskSpec, given: &[(&'static str, Param)]) -> Result<Vec<(&'static str, Param)>> {
+    let mut filled = Vec::new();
+    for opt in spec.options {
+        let Some(default) = opt.default else { continue };
+        if !given.iter().any(|(k, _)| *k == opt.name) {
+            let raw = RawOption { key: opt.name.to_string(), value: Some(Value::scalar(default)) };
+            filled.push(validate_option(spec, &raw)?);
+        }
+    }
+    Ok(filled)
 }
 
 fn validate_option(spec: &'static TaskSpec, opt: &RawOption) -> Result<(&'static str, Param)> {

@@ -39,3 +39,18 @@ fn colours() {
     assert!(matches!(t.get("color"), Some(Param::Color(_, s)) if s == "FFFFFF"));
     assert!(matches!(t.get("background"), Some(Param::Color(c, s)) if s == "red" && c.0 == [255, 0, 0, 255]));
 }
+
+#[test]
+fn defaults_come_from_the_schema_and_make_one_canonical_form() {
+    // every default in the table parses as its own option would
+    for spec in schema::TASKS.iter().filter(|s| s.bare) {
+        let Some(default) = spec.options.iter().find(|o| o.default.is_some()) else { continue };
+        let task = validate(&RawTask { name: spec.name.into(), options: vec![] });
+        let task = task.unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+        assert!(task.get(default.name).is_some(), "{} lacks {}", spec.name, default.name);
+    }
+    assert_eq!(plan("/blur/H").unwrap().canonical(), plan("/blur=amount:2/H").unwrap().canonical());
+    assert_eq!(plan("/border/H").unwrap().canonical(), "border=background:FFFFFFFF,color:000000FF,width:2");
+    let given = plan("/sepia=tone:20/H").unwrap();
+    assert_eq!(given.tasks[0].get("tone"), Some(&Param::Int(20)), "a given value is kept");
+}

@@ -2,10 +2,12 @@
 //! aliases. External bytes are kept in memory for a while, so one URL is fetched once, not once
 //! per derivative.
 
+mod error;
 pub mod netguard;
 
+pub use error::{Result, SourceError};
+
 use crate::config::Config;
-use crate::error::{Error, Result};
 use crate::metrics::METRICS;
 use crate::store::Store;
 use crate::url::SourceSpec;
@@ -65,7 +67,7 @@ impl Sources {
                 if attempt.previous().len() >= 5 {
                     attempt.error("too many redirects")
                 } else if let Err(e) = check_literal_host(attempt.url(), allow_private) {
-                    attempt.error(e.to_string())
+                    attempt.error(e)
                 } else {
                     attempt.follow()
                 }
@@ -106,9 +108,7 @@ impl Sources {
             }
             SourceSpec::Alias { .. } => {
                 let path = self.alias_path(spec).await?;
-                let md = tokio::fs::metadata(&path)
-                    .await
-                    .map_err(|_| Error::NotFound(format!("no file at {}", spec.identity())))?;
+                let md = tokio::fs::metadata(&path).await.map_err(|_| SourceError::Missing(spec.identity()))?;
                 let mtime = md.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
                 // size, inode and nanosecond mtime: a same-size rewrite within a second still changes it
                 let inode = std::os::unix::fs::MetadataExt::ino(&md);
@@ -123,9 +123,7 @@ impl Sources {
                 let remote = self.remote(url).await?;
                 Ok(Version { identity: spec.identity(), version: remote.version.clone(), modified: remote.modified })
             }
-            SourceSpec::List { .. } => {
-                Err(Error::bad("a list of sources needs a task that combines them (collage, animate, zip)"))
-            }
+            SourceSpec::List { .. } => Err(SourceError::ListNeedsCombiner),
         }
     }
 
@@ -146,7 +144,7 @@ impl Sources {
             self.known.insert(url.to_string(), remote.clone()).await;
             Ok(remote)
         };
-        self.fresh.try_get_with(url.to_string(), init).await.map_err(|e: Arc<Error>| (*e).clone())
+        self.fresh.try_get_with(url.to_string(), init).await.map_err(shared_error)
     }
 
     /// GET the URL (conditionally when its bytes are still in memory); keep the bytes by version.
@@ -162,7 +160,7 @@ impl Sources {
         let hashed = bytes.clone();
         let version = tokio::task::spawn_blocking(move || blake3::hash(&hashed).to_hex().to_string())
             .await
-            .map_err(Error::internal)?;
+            .map_err(|e| SourceError::Unreachable { url: url.to_string(), detail: e.to_string() })?;
         self.fetched.insert(version.clone(), bytes).await;
         let (etag, last_modified) = validators;
         let modified = last_modified
@@ -177,15 +175,12 @@ impl Sources {
             SourceSpec::Handle { handle } => {
                 METRICS.source_fetches.with_label_values(&["handle"]).inc();
                 let meta = self.store.meta(handle).await?;
-                self.store.read(&meta).await
+                Ok(self.store.read(&meta).await?)
             }
             SourceSpec::Alias { .. } => {
                 METRICS.source_fetches.with_label_values(&["alias"]).inc();
                 let path = self.alias_path(spec).await?;
-                tokio::fs::read(&path)
-                    .await
-                    .map(Bytes::from)
-                    .map_err(|_| Error::NotFound(format!("no file at {}", spec.identity())))
+                tokio::fs::read(&path).await.map(Bytes::from).map_err(|_| SourceError::Missing(spec.identity()))
             }
             SourceSpec::Url { url } => {
                 let remote = self.remote(url).await?;
@@ -195,11 +190,9 @@ impl Sources {
                 // evicted from memory since: download again (a changed remote gets a new record)
                 self.fresh.invalidate(url).await;
                 let remote = self.remote(url).await?;
-                self.fetched.get(&remote.version).await.ok_or_else(|| Error::internal("source evicted twice"))
+                self.fetched.get(&remote.version).await.ok_or(SourceError::Busy)
             }
-            SourceSpec::List { .. } => {
-                Err(Error::bad("a list of sources needs a task that combines them (collage, animate, zip)"))
-            }
+            SourceSpec::List { .. } => Err(SourceError::ListNeedsCombiner),
         }
     }
 
@@ -207,22 +200,21 @@ impl Sources {
     /// through symlinks.
     async fn alias_path(&self, spec: &SourceSpec) -> Result<PathBuf> {
         let SourceSpec::Alias { alias, path } = spec else { unreachable!("alias_path on a non-alias") };
-        let root =
-            self.aliases.get(alias).ok_or_else(|| Error::NotFound(format!("unknown storage alias `{alias}`")))?;
-        let missing = || Error::NotFound(format!("no file at {}", spec.identity()));
+        let root = self.aliases.get(alias).ok_or_else(|| SourceError::UnknownAlias(alias.clone()))?;
+        let missing = || SourceError::Missing(spec.identity());
         // tokio's canonicalize runs on the blocking pool
         let root = tokio::fs::canonicalize(root).await.map_err(|_| missing())?;
         let full = tokio::fs::canonicalize(root.join(path)).await.map_err(|_| missing())?;
         if !full.starts_with(&root) {
-            return Err(Error::Forbidden(format!("{} points outside its storage alias", spec.identity())));
+            return Err(SourceError::OutsideAlias(spec.identity()));
         }
         Ok(full)
     }
 
     async fn fetch_url(&self, url: &str, cached: Option<&Remote>) -> Result<Fetched> {
         METRICS.source_fetches.with_label_values(&["url"]).inc();
-        let _slot = self.fetch_slots.try_acquire().map_err(|_| Error::Overloaded)?;
-        let parsed = reqwest::Url::parse(url).map_err(|e| Error::bad(format!("invalid source URL: {e}")))?;
+        let _slot = self.fetch_slots.try_acquire().map_err(|_| SourceError::Busy)?;
+        let parsed = reqwest::Url::parse(url).map_err(|e| SourceError::BadUrl(e.to_string()))?;
         check_literal_host(&parsed, self.allow_private)?;
         let mut request = self.http.get(parsed);
         if let Some(etag) = cached.and_then(|c| c.etag.as_deref()) {
@@ -238,13 +230,13 @@ impl Sources {
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
             return Err(if status == 404 {
-                Error::NotFound(format!("source URL {url} answered 404"))
+                SourceError::Missing(url.to_string())
             } else {
-                Error::BadGateway(format!("source URL {url} answered {status}"))
+                SourceError::Upstream { url: url.to_string(), status }
             });
         }
         if resp.content_length().is_some_and(|n| n > self.max_bytes) {
-            return Err(Error::PayloadTooLarge(format!("source URL {url} is larger than {} bytes", self.max_bytes)));
+            return Err(SourceError::TooLarge { url: url.to_string(), limit: self.max_bytes });
         }
         let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let validators = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
@@ -253,10 +245,7 @@ impl Sources {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| fetch_error(url, e))?;
             if body.len() as u64 + chunk.len() as u64 > self.max_bytes {
-                return Err(Error::PayloadTooLarge(format!(
-                    "source URL {url} is larger than {} bytes",
-                    self.max_bytes
-                )));
+                return Err(SourceError::TooLarge { url: url.to_string(), limit: self.max_bytes });
             }
             body.extend_from_slice(&chunk);
         }
@@ -270,21 +259,33 @@ enum Fetched {
     Body(Bytes, (Option<String>, Option<String>)),
 }
 
-fn fetch_error(url: &str, e: reqwest::Error) -> Error {
-    let mut msg = e.to_string();
+/// A typed refusal when the guard (resolver or redirect policy) said no, else an upstream failure.
+fn fetch_error(url: &str, e: reqwest::Error) -> SourceError {
+    let mut detail = e.to_string();
     let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
     while let Some(s) = src {
         if let Some(refused) = s.downcast_ref::<Refused>() {
-            return Error::Forbidden(format!("source URL {url} refused: {refused}"));
+            return SourceError::Refused { url: url.to_string(), refused: refused.clone() };
         }
-        msg = format!("{msg}: {s}");
+        if let Some(own) = s.downcast_ref::<SourceError>() {
+            return own.clone();
+        }
+        detail = format!("{detail}: {s}");
         src = s.source();
     }
-    Error::BadGateway(format!("fetching {url} failed: {msg}"))
+    if e.is_timeout() {
+        return SourceError::TimedOut { url: url.to_string() };
+    }
+    SourceError::Unreachable { url: url.to_string(), detail }
+}
+
+/// moka shares one failure among the callers it coalesced.
+fn shared_error(e: Arc<SourceError>) -> SourceError {
+    (*e).clone()
 }
 
 /// A destination the SSRF guard refuses, with the registry row that says why.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Refused {
     pub host: String,
     pub ip: IpAddr,
@@ -294,7 +295,11 @@ pub struct Refused {
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let r = self.range;
-        write!(f, "{} is {} in {} ({}, {}), not globally reachable", self.host, self.ip, r.prefix, r.name, r.rfc)
+        let literal = self.host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok();
+        if !literal {
+            write!(f, "{} is ", self.host)?;
+        }
+        write!(f, "{} in {} ({}, {}), not globally reachable", self.ip, r.prefix, r.name, r.rfc)
     }
 }
 
@@ -310,9 +315,9 @@ fn refuse(host: &str, ip: IpAddr, allow_private: bool) -> Option<Refused> {
 
 fn check_literal_host(url: &reqwest::Url, allow_private: bool) -> Result<()> {
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(Error::bad(format!("source URL scheme `{}` is not allowed", url.scheme())));
+        return Err(SourceError::BadUrl(format!("{url}: scheme `{}` is not allowed", url.scheme())));
     }
-    let host = url.host_str().ok_or_else(|| Error::bad("source URL has no host"))?;
+    let host = url.host_str().ok_or_else(|| SourceError::BadUrl(format!("{url} has no host")))?;
     let ip = match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
         Ok(ip) => ip,
         Err(_) if host.eq_ignore_ascii_case("localhost") || host.ends_with(".localhost") => {
@@ -322,7 +327,7 @@ fn check_literal_host(url: &reqwest::Url, allow_private: bool) -> Result<()> {
     };
     match refuse(host, ip, allow_private) {
         None => Ok(()),
-        Some(refused) => Err(Error::Forbidden(format!("source URL refused: {refused}"))),
+        Some(refused) => Err(SourceError::Refused { url: url.to_string(), refused }),
     }
 }
 

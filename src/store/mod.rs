@@ -5,11 +5,12 @@
 //! metadata is written the same way. The metadata's rename is the commit point, so a crash at
 //! any moment leaves either the old file or the new one under a handle, never half of one.
 
+mod error;
 mod spool;
 
+pub use error::{Result, StoreError};
 pub use spool::{Spool, Spooled};
 
-use crate::error::{Error, Result};
 use bytes::Bytes;
 use md5::Digest as _;
 use rand::Rng;
@@ -93,7 +94,7 @@ impl Store {
         if crate::handle::is_valid(handle) {
             Ok(())
         } else {
-            Err(Error::bad(format!("`{handle}` is not a handle (letters, digits, _ and -)")))
+            Err(StoreError::InvalidHandle(handle.to_string()))
         }
     }
 
@@ -123,7 +124,7 @@ impl Store {
         let tmp = self.root.join(".tmp");
         let meta = tokio::task::spawn_blocking(move || write_original(&dir, &tmp, &handle, content, upload))
             .await
-            .map_err(Error::internal)??;
+            .map_err(|e| StoreError::Io { op: "write", source: std::io::Error::other(e).into() })??;
         self.meta.insert(meta.handle.clone(), Arc::new(meta.clone()));
         Ok(meta)
     }
@@ -136,13 +137,11 @@ impl Store {
         let path = self.dir(handle).join("meta.json");
         let text = match tokio::fs::read(&path).await {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotFound(format!("no file with handle `{handle}`")))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(handle.to_string())),
             Err(e) => return Err(e.into()),
         };
-        let meta: FileMeta =
-            serde_json::from_slice(&text).map_err(|e| Error::internal(format!("metadata of {handle}: {e}")))?;
+        let meta: FileMeta = serde_json::from_slice(&text)
+            .map_err(|e| StoreError::Corrupt { handle: handle.to_string(), detail: e.to_string() })?;
         // a writer may have stored newer metadata while we read the file: keep theirs
         Ok(self.meta.entry(handle.to_string()).or_insert(Arc::new(meta)).into_value())
     }
@@ -163,7 +162,7 @@ impl Store {
                 self.meta.invalidate(&meta.handle);
                 let current = self.meta(&meta.handle).await?;
                 if current.version == meta.version {
-                    return Err(Error::NotFound(format!("no file with handle `{}`", meta.handle)));
+                    return Err(StoreError::NotFound(meta.handle.clone()));
                 }
                 let path = self.dir(&current.handle).join(format!("{}.bin", current.version));
                 Ok(Bytes::from(tokio::fs::read(&path).await?))
@@ -259,7 +258,7 @@ fn write_original(dir: &Path, tmp: &Path, handle: &str, content: Content, upload
         container: upload.container,
         path: upload.path,
     };
-    write_atomic(tmp, &dir.join("meta.json"), &serde_json::to_vec_pretty(&meta).map_err(Error::internal)?)?;
+    write_atomic(tmp, &dir.join("meta.json"), &serde_json::to_vec_pretty(&meta).map_err(std::io::Error::other)?)?;
     if let Some(prev) = previous.filter(|p| p.version != version) {
         fs::remove_file(dir.join(format!("{}.bin", prev.version))).ok();
     }

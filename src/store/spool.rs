@@ -1,7 +1,7 @@
 //! Uploads spooled to disk as they arrive, so a body is never held whole in memory; the spool
 //! is renamed into place when stored and removed when dropped otherwise.
 
-use crate::error::Result;
+use super::error::Result;
 use std::fs;
 use std::path::{Path, PathBuf};
 

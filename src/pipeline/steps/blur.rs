@@ -2,7 +2,7 @@
 //! with the radius), and the unsharp mask built on it. Written here rather than taken from
 //! `image` so that a long blur of a large image checks the transform's deadline as it goes.
 
-use crate::error::Result;
+use crate::pipeline::error::Result;
 use crate::pipeline::Budget;
 use image::DynamicImage;
 

@@ -21,7 +21,7 @@ pub mod sepia;
 pub mod watermark;
 
 use super::Budget;
-use crate::error::{Error, Result};
+use crate::pipeline::error::{PipelineError, Result};
 pub use crate::plan::image::{Align, Fit, Op};
 use image::DynamicImage;
 
@@ -52,7 +52,9 @@ pub fn apply(img: DynamicImage, op: &Op, budget: &Budget) -> Result<DynamicImage
             partial::partial(img, rects, treatment, budget)
         }
         // the overlay is a second image the job decodes once; only `run_with` has it
-        Op::Watermark { .. } => Err(Error::internal("watermark needs its overlay (pipeline::run_with)")),
+        Op::Watermark { .. } => {
+            Err(PipelineError::codec("pipeline", "watermark needs its overlay (pipeline::run_with)"))
+        }
         Op::Border { width, color, background } => border::border(img, width, color, background, budget),
     }
 }
@@ -60,7 +62,7 @@ pub fn apply(img: DynamicImage, op: &Op, budget: &Budget) -> Result<DynamicImage
 /// Refuse results over the pixel limit (or over 65535 on a side) before allocating them.
 fn check_output(w: u64, h: u64, max_pixels: u64) -> Result<()> {
     if w > 65_535 || h > 65_535 || w * h > max_pixels {
-        return Err(Error::Unprocessable(format!(
+        return Err(PipelineError::OverLimit(format!(
             "the result would be {w}x{h} pixels, over the limit of {max_pixels} pixels (65535 a side)"
         )));
     }
@@ -75,8 +77,8 @@ mod tests {
     #[test]
     fn results_over_the_pixel_limit_are_refused_before_they_exist() {
         assert!(check_output(1000, 1000, 1_000_000).is_ok());
-        assert_eq!(check_output(1001, 1000, 1_000_000).unwrap_err().status(), 422);
-        assert_eq!(check_output(65_536, 1, u64::MAX).unwrap_err().status(), 422);
+        assert!(matches!(check_output(1001, 1000, 1_000_000), Err(PipelineError::OverLimit(_))));
+        assert!(matches!(check_output(65_536, 1, u64::MAX), Err(PipelineError::OverLimit(_))));
     }
 
     #[test]
@@ -97,6 +99,6 @@ mod tests {
     fn a_watermark_without_its_overlay_is_an_internal_error() {
         let op = Op::Watermark { handle: "h".into(), size: 100.0, align: Align::CENTER };
         let img = DynamicImage::ImageRgb8(image::RgbImage::new(2, 2));
-        assert_eq!(apply(img, &op, &Budget::start(Limits::default())).unwrap_err().status(), 500);
+        assert!(matches!(apply(img, &op, &Budget::start(Limits::default())), Err(PipelineError::Codec { .. })));
     }
 }

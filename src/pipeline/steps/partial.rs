@@ -3,7 +3,7 @@
 
 use super::pixels::{from_rgba, to_rgba};
 use super::{blur, pixelate};
-use crate::error::Result;
+use crate::pipeline::error::Result;
 use crate::pipeline::Budget;
 use crate::plan::Rgba;
 use image::{imageops, DynamicImage};

@@ -1,7 +1,7 @@
 //! `pixelate`: blocks of `block`×`block` pixels of one colour each.
 
 use super::resize::{resample, ResizeGeometry};
-use crate::error::Result;
+use crate::pipeline::error::Result;
 use image::{imageops, DynamicImage, GenericImageView};
 
 /// Average down by `block` with Lanczos (a fair mean of each block), then blow back up with

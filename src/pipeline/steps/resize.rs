@@ -1,7 +1,7 @@
 //! `resize`: Filestack's four fits, the window they read, and the limits on what they may make.
 
 use super::{check_output, Align, Fit};
-use crate::error::{Error, Result};
+use crate::pipeline::error::{PipelineError, Result};
 use crate::pipeline::Budget;
 use fast_image_resize as fir;
 use image::{DynamicImage, GenericImageView};
@@ -28,10 +28,11 @@ fn check_upscale(geo: &ResizeGeometry, max: f64) -> Result<()> {
     let (_, _, cw, ch) = geo.src;
     let factor = (geo.dst.0 as f64 / cw).max(geo.dst.1 as f64 / ch);
     if factor > max + 1e-9 {
-        return Err(Error::bad_task(
-            "resize",
-            format!("the resize enlarges the image {factor:.1} times, over the limit of {max} (max_upscale)"),
-        ));
+        return Err(PipelineError::BadOption {
+            task: "resize",
+            option: None,
+            message: format!("the resize enlarges the image {factor:.1} times, over the limit of {max} (max_upscale)"),
+        });
     }
     Ok(())
 }
@@ -109,15 +110,15 @@ pub fn resample(img: &DynamicImage, geo: ResizeGeometry) -> Result<DynamicImage>
     let (pixel_type, bytes) = match img {
         DynamicImage::ImageRgb8(b) => (fir::PixelType::U8x3, b.as_raw().as_slice()),
         DynamicImage::ImageRgba8(b) => (fir::PixelType::U8x4, b.as_raw().as_slice()),
-        _ => return Err(Error::internal("resize expects 8-bit RGB(A)")),
+        _ => return Err(PipelineError::codec("resizer", "expects 8-bit RGB(A)")),
     };
-    let src = fir::images::ImageRef::new(w, h, bytes, pixel_type).map_err(Error::internal)?;
+    let src = fir::images::ImageRef::new(w, h, bytes, pixel_type).map_err(|e| PipelineError::codec("resizer", e))?;
     let mut dst = fir::images::Image::new(dw, dh, pixel_type);
     // Lanczos3 is what sharp/libvips use for downscaling photos; fir's AVX2 path makes it cheap.
     let (x, y, cw, ch) = geo.src;
     let options =
         fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3)).crop(x, y, cw, ch);
-    fir::Resizer::new().resize(&src, &mut dst, &options).map_err(Error::internal)?;
+    fir::Resizer::new().resize(&src, &mut dst, &options).map_err(|e| PipelineError::codec("resizer", e))?;
     let buf = dst.into_vec();
     Ok(match pixel_type {
         fir::PixelType::U8x3 => DynamicImage::ImageRgb8(image::RgbImage::from_raw(dw, dh, buf).expect("size")),
@@ -181,6 +182,6 @@ mod tests {
         assert!(e.to_string().contains("max_upscale"), "{e}");
         let small = Budget::start(Limits { max_pixels: 100, ..Limits::default() });
         let e = resize(dot(), Some(11), None, Fit::Clip, Align::CENTER, &small).unwrap_err();
-        assert_eq!(e.status(), 422);
+        assert!(matches!(e, PipelineError::OverLimit(_)), "{e}");
     }
 }

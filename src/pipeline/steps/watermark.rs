@@ -5,7 +5,7 @@ use super::check_output;
 use super::pixels::{from_rgba, to_rgba};
 use super::resize::{resample, ResizeGeometry};
 use super::Align;
-use crate::error::Result;
+use crate::pipeline::error::Result;
 use crate::pipeline::Budget;
 use crate::plan::Rgba;
 use image::{imageops, DynamicImage};
