@@ -1,5 +1,6 @@
 //! One typed configuration: defaults ← TOML file ← `REFRACT_*` environment ← command line.
 
+pub use crate::store::s3::S3Config;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,8 +50,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `max-age` of 4xx answers, so an edge absorbs repeated bad requests.
     pub error_max_age_secs: u64,
-    /// Storage aliases for `src://alias/path`: alias → local directory.
-    pub aliases: BTreeMap<String, PathBuf>,
+    /// Where originals live: `[store] kind = "fs"` (under `data_dir`, the default) or
+    /// `kind = "s3"` with a bucket.
+    pub store: StoreConfig,
+    /// Storage aliases for `src://alias/path`: `[aliases.NAME] kind = "fs" | "s3" | "http"`, or
+    /// `NAME = "/a/directory"`.
+    pub aliases: BTreeMap<String, AliasConfig>,
     /// Metadata an image may carry (ICC, EXIF, XMP, text chunks), counted inflated; more is refused.
     pub max_metadata_bytes: u64,
     /// Tasks a processing URL may chain.
@@ -75,7 +80,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("data"),
             public_url: None,
-            max_upload_bytes: 100 << 20,
+            max_upload_bytes: 5 << 30,
             max_source_bytes: 100 << 20,
             max_pixels: 100_000_000,
             cache_ttl_secs: 30 * 24 * 3600,
@@ -91,6 +96,7 @@ impl Default for Config {
             api_keys: Vec::new(),
             log_format: LogFormat::Human,
             error_max_age_secs: 60,
+            store: StoreConfig::Fs { root: None },
             aliases: BTreeMap::new(),
             max_metadata_bytes: 16 << 20,
             max_chain: 30,
@@ -102,6 +108,43 @@ impl Default for Config {
             source_revalidate_secs: 3600,
         }
     }
+}
+
+/// The backend of the file store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StoreConfig {
+    /// A directory (default: `DATA_DIR/originals`).
+    Fs {
+        #[serde(default)]
+        root: Option<PathBuf>,
+    },
+    S3(S3Config),
+}
+
+/// A storage alias: `src://NAME/path` reads `path` from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AliasConfig {
+    /// `NAME = "/a/directory"`.
+    Dir(PathBuf),
+    Typed(AliasKind),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum AliasKind {
+    Fs {
+        root: PathBuf,
+    },
+    S3(S3Config),
+    /// `base_url` + path, fetched like an external URL; the address guard applies unless the
+    /// alias is `trusted` (an origin on a private network that you run).
+    Http {
+        base_url: String,
+        #[serde(default)]
+        trusted: bool,
+    },
 }
 
 impl Config {

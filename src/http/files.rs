@@ -113,7 +113,7 @@ async fn upload(
     let (spooled, part) = read_body(req, origin, payload).await?;
     fields.filename = fields.filename.or(part.filename);
     fields.mimetype = fields.mimetype.or(part.mimetype);
-    Ok(answer(req, origin.finish_upload(spooled, fields, overwrite).await?))
+    Ok(answer(req, origin.finish_upload(spooled, fields, overwrite).await?).await)
 }
 
 /// `POST /api/store/{storage}`
@@ -134,17 +134,17 @@ pub async fn overwrite(
 /// `DELETE /api/file/{handle}`
 pub async fn delete(req: HttpRequest, origin: Shared, handle: web::Path<String>) -> Result<HttpResponse> {
     let query = QueryParams::parse(req.uri().query());
-    Ok(answer(&req, origin.delete_file(&handle, query.security().as_ref()).await?))
+    Ok(answer(&req, origin.delete_file(&handle, query.security().as_ref()).await?).await)
 }
 
 /// `GET|HEAD /api/file/{handle}`
 pub async fn read(req: HttpRequest, origin: Shared, handle: web::Path<String>) -> Result<HttpResponse> {
     let query = QueryParams::parse(req.uri().query());
-    Ok(answer(&req, origin.read_file(&handle, &query).await?))
+    Ok(answer(&req, origin.read_file(&handle, &query).await?).await)
 }
 
 /// `GET /api/file/{handle}/metadata`
 pub async fn metadata(req: HttpRequest, origin: Shared, handle: web::Path<String>) -> Result<HttpResponse> {
     let query = QueryParams::parse(req.uri().query());
-    Ok(answer(&req, origin.metadata(&handle, &query).await?))
+    Ok(answer(&req, origin.metadata(&handle, &query).await?).await)
 }

@@ -21,7 +21,7 @@ pub async fn handle(req: HttpRequest, origin: Shared) -> Result<HttpResponse> {
     let path = req.uri().path();
     if let Some(handle) = metadata_route(path) {
         let query = QueryParams::parse(req.uri().query());
-        return Ok(answer(&req, origin.metadata(handle, &query).await?));
+        return Ok(answer(&req, origin.metadata(handle, &query).await?).await);
     }
     let parsed = origin.parse(path, req.uri().query())?;
     let peer = req.conn_data::<PeerSocket>().copied();
@@ -31,7 +31,7 @@ pub async fn handle(req: HttpRequest, origin: Shared) -> Result<HttpResponse> {
         accepts: accepts(req.headers().get("accept").and_then(|v| v.to_str().ok()).unwrap_or("")),
         client_gone: peer.map(|p| Arc::new(move || p.gone()) as crate::origin::ClientGone),
     };
-    Ok(answer(&req, origin.process(request).await?))
+    Ok(answer(&req, origin.process(request).await?).await)
 }
 
 /// `/HANDLE/metadata` on the CDN host (filestack-python).

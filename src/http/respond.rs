@@ -2,13 +2,14 @@
 //! errors become status codes.
 
 use crate::error::Error;
-use crate::origin::{Answer, Caching, Disposition, FileAnswer};
+use crate::origin::{Answer, Body, Caching, Disposition, FileAnswer};
 use crate::pipeline::PipelineError;
 use crate::source::SourceError;
 use crate::store::StoreError;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
+use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 tokio::task_local! {
@@ -24,26 +25,32 @@ struct Delivery<'a> {
 }
 
 /// The service layer's answer as HTTP.
-pub fn answer(req: &HttpRequest, answer: Answer) -> HttpResponse {
+pub async fn answer(req: &HttpRequest, answer: Answer) -> HttpResponse {
     match answer {
         Answer::Json(value) => json(value),
         Answer::File(file) => {
             let etag = format!("\"{}\"", &file.checksum[..file.checksum.len().min(32)]);
             let modified = UNIX_EPOCH + Duration::from_secs(file.modified);
-            Delivery { file: &file, etag, modified }.respond(req)
+            let delivery = Delivery { file: &file, etag, modified };
+            match delivery.respond(req).await {
+                Ok(response) => response,
+                Err(e) => e.error_response(),
+            }
         }
     }
 }
 
 impl Delivery<'_> {
-    fn respond(self, req: &HttpRequest) -> HttpResponse {
+    /// A 304, a 206 of one range, a 416, or the whole body; a body is read from its backend
+    /// (only the range asked) once the answer is known, and never for HEAD.
+    async fn respond(self, req: &HttpRequest) -> Result<HttpResponse, Error> {
         let etag = self.etag.as_str();
         if not_modified(req, etag, self.modified) {
             let mut b = HttpResponse::NotModified();
             self.common_headers(&mut b, etag);
-            return b.finish();
+            return Ok(b.finish());
         }
-        let total = self.file.bytes.len() as u64;
+        let total = self.file.body.len();
         let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
         let if_range_ok = req.headers().get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| v == etag);
         match range.filter(|_| if_range_ok).map(|r| parse_range(r, total)) {
@@ -51,20 +58,42 @@ impl Delivery<'_> {
                 let mut b = HttpResponse::PartialContent();
                 self.common_headers(&mut b, etag);
                 b.insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end}/{total}")));
-                b.body(self.file.bytes.slice(start as usize..=end as usize))
+                self.body(req, b, Some(start..end + 1)).await
             }
             Some(RangeAnswer::Unsatisfiable) => {
                 let mut b = HttpResponse::RangeNotSatisfiable();
                 self.common_headers(&mut b, etag);
                 b.insert_header((header::CONTENT_RANGE, format!("bytes */{total}")));
-                b.finish()
+                Ok(b.finish())
             }
             Some(RangeAnswer::Ignore) | None => {
                 let mut b = HttpResponse::Ok();
                 self.common_headers(&mut b, etag);
-                b.body(self.file.bytes.clone())
+                self.body(req, b, None).await
             }
         }
+    }
+
+    /// The body of `range` with its exact length; in memory as it is, streamed from a backend.
+    async fn body(
+        &self,
+        req: &HttpRequest,
+        mut b: HttpResponseBuilder,
+        range: Option<Range<u64>>,
+    ) -> Result<HttpResponse, Error> {
+        let length = range.as_ref().map_or(self.file.body.len(), |r| r.end - r.start);
+        if let Body::Bytes(bytes) = &self.file.body {
+            let part = range.map_or(bytes.clone(), |r| bytes.slice(r.start as usize..r.end as usize));
+            return Ok(b.body(part));
+        }
+        if req.method() == actix_web::http::Method::HEAD {
+            // the length without reading the object (actix sends no body for HEAD)
+            let none = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+            return Ok(b.body(actix_web::body::SizedStream::new(length, none)));
+        }
+        let stream = self.file.body.open(range).await?;
+        b.no_chunking(length);
+        Ok(b.streaming(stream))
     }
 
     fn common_headers(&self, b: &mut HttpResponseBuilder, etag: &str) {
@@ -197,9 +226,12 @@ pub fn status(e: &Error) -> u16 {
 
 fn store_status(e: &StoreError) -> u16 {
     match e {
-        StoreError::InvalidHandle(_) => 400,
-        StoreError::NotFound(_) => 404,
+        StoreError::InvalidHandle(_) | StoreError::InvalidKey(_) => 400,
+        StoreError::OutsideRoot(_) => 403,
+        StoreError::NotFound(_) | StoreError::Missing(_) => 404,
         StoreError::Corrupt { .. } | StoreError::Io { .. } => 500,
+        StoreError::Unavailable { .. } => 502,
+        StoreError::TimedOut(_) => 504,
     }
 }
 
@@ -228,7 +260,14 @@ fn pipeline_status(e: &PipelineError) -> u16 {
 
 /// Whether the failure is ours: the client gets the request id, the log the detail.
 fn is_internal(e: &Error, status: u16) -> bool {
-    status >= 500 && !matches!(e, Error::NotImplemented { .. } | Error::Overloaded | Error::Source(_))
+    let ours = !matches!(
+        e,
+        Error::NotImplemented { .. }
+            | Error::Overloaded
+            | Error::Source(_)
+            | Error::Store(StoreError::Unavailable { .. } | StoreError::TimedOut(_))
+    );
+    status >= 500 && ours
 }
 
 impl ResponseError for Error {

@@ -2,7 +2,11 @@
 //! validators, caching policy, purge tags), or a JSON document. No HTTP types: the front turns
 //! this into headers.
 
+use crate::store::{ByteStream, FileMeta, Store};
 use bytes::Bytes;
+use futures_util::StreamExt;
+use std::ops::Range;
+use std::sync::Arc;
 
 /// How an edge may cache an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +29,7 @@ pub struct Disposition {
 /// A file answer: an original or a derivative.
 #[derive(Debug, Clone)]
 pub struct FileAnswer {
-    pub bytes: Bytes,
+    pub body: Body,
     pub content_type: String,
     /// Hex digest of the bytes (or of what identifies them): the strong ETag.
     pub checksum: String,
@@ -41,6 +45,50 @@ pub struct FileAnswer {
     pub cache_status: &'static str,
     /// `Server-Timing` value (empty: none).
     pub timing: String,
+}
+
+/// The bytes of a file answer: in memory (a derivative), or a stored original read from its
+/// backend only when the front knows which range to send.
+#[derive(Clone)]
+pub enum Body {
+    Bytes(Bytes),
+    Stored { store: Arc<Store>, meta: Arc<FileMeta> },
+}
+
+impl Body {
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(b) => b.len() as u64,
+            Body::Stored { meta, .. } => meta.size,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes in `range` (all of them when `None`), as a stream.
+    pub async fn open(&self, range: Option<Range<u64>>) -> crate::error::Result<ByteStream> {
+        match self {
+            Body::Bytes(b) => {
+                let part = match range {
+                    Some(r) => b.slice(r.start as usize..r.end as usize),
+                    None => b.clone(),
+                };
+                Ok(futures_util::stream::once(async move { Ok(part) }).boxed())
+            }
+            Body::Stored { store, meta } => Ok(store.stream(meta, range).await?),
+        }
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Bytes(b) => write!(f, "Bytes({})", b.len()),
+            Body::Stored { meta, .. } => write!(f, "Stored({}, {})", meta.handle, meta.size),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

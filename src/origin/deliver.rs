@@ -1,6 +1,6 @@
 //! Originals as they are (no tasks): stored handles, external URLs, storage aliases.
 
-use super::{Caching, Disposition, FileAnswer, Origin};
+use super::{Body, Caching, Disposition, FileAnswer, Origin};
 use crate::cache;
 use crate::error::Result;
 use crate::mediatype;
@@ -13,20 +13,22 @@ impl Origin {
     /// carry script are always attachments (see `mediatype`).
     pub async fn deliver(&self, source: &SourceSpec, download: bool) -> Result<FileAnswer> {
         let version = self.sources.version(source).await?;
-        let (bytes, content_type, filename) = match source {
+        let (body, content_type, filename) = match source {
             SourceSpec::Handle { handle } => {
+                // streamed from the backend when the front knows the range to send
                 let meta = self.store.meta(handle).await?;
-                (self.store.read(&meta).await?, meta.mimetype.clone(), meta.filename.clone())
+                let (content_type, filename) = (meta.mimetype.clone(), meta.filename.clone());
+                (Body::Stored { store: self.store.clone(), meta }, content_type, filename)
             }
             other => {
                 let bytes = self.sources.fetch(other).await?;
                 let content_type = sniffed_type(&bytes);
-                (bytes, content_type, source_file_name(other))
+                (Body::Bytes(bytes), content_type, source_file_name(other))
             }
         };
         let inline = mediatype::inline_safe(&content_type, self.config.inline_svg);
         Ok(FileAnswer {
-            bytes,
+            body,
             content_type,
             checksum: version.version.clone(),
             modified: version.modified.unwrap_or_else(cache::now),

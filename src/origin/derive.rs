@@ -2,7 +2,7 @@
 //! the pool (after admission, which is taken before any source byte is read).
 
 use super::deliver::surrogate_source_key;
-use super::{Disposition, FileAnswer, Origin, Parsed, ProcessRequest};
+use super::{Body, Disposition, FileAnswer, Origin, Parsed, ProcessRequest};
 use crate::cache::{self, Cached, EntryMeta, Key};
 use crate::error::Result;
 use crate::metrics::METRICS;
@@ -40,7 +40,7 @@ impl Origin {
         tags.extend(meta.overlays.iter().cloned());
         tags.push(format!("d-{}", &hex::encode(key)[..16]));
         Ok(FileAnswer {
-            bytes: outcome.cached.bytes.clone(),
+            body: Body::Bytes(outcome.cached.bytes.clone()),
             content_type: meta.content_type.clone(),
             checksum: meta.checksum.clone(),
             modified: meta.created,

@@ -12,18 +12,18 @@ mod process;
 mod request;
 mod store_task;
 
-pub use answer::{Answer, Caching, Disposition, FileAnswer};
+pub use answer::{Answer, Body, Caching, Disposition, FileAnswer};
 pub use derive::Outcome;
 pub use files::FileFields;
 pub use request::{Accepts, ClientGone, Method, Parsed, ProcessRequest, QueryParams};
 
 use crate::cache::{Cache, Key};
-use crate::config::Config;
+use crate::config::{Config, StoreConfig};
 use crate::pipeline::Limits;
 use crate::pool::{Flights, Pool};
 use crate::security::Security;
 use crate::source::Sources;
-use crate::store::Store;
+use crate::store::{fs::FsBackend, s3::S3Backend, Backend, Store};
 use std::sync::Arc;
 
 pub struct Origin {
@@ -49,13 +49,15 @@ impl Origin {
         let probe = dir.join(".write-test");
         std::fs::write(&probe, b"ok").map_err(|e| format!("data dir {} is not writable: {e}", dir.display()))?;
         std::fs::remove_file(&probe).ok();
-        let store = Arc::new(
-            Store::open(dir, config.source_memory_bytes).map_err(|e| format!("cannot open the file store: {e}"))?,
-        );
+        let backend = store_backend(&config)?;
+        let store = Store::open(backend, &dir.join("spool"), config.source_memory_bytes)
+            .map_err(|e| format!("cannot open the file store: {e}"))?;
+        tracing::info!(store = store.describe(), "file store");
+        let store = Arc::new(store);
         let cache = Arc::new(Cache::open(dir, config.cache_max_bytes, config.cache_memory_bytes)?);
         Ok(Origin {
             public_url,
-            sources: Sources::new(&config, store.clone()),
+            sources: Sources::new(&config, store.clone())?,
             security: Security::new(config.secret.as_deref(), &config.api_keys),
             pool: Pool::new(config.workers(), config.queue_len),
             uploads: tokio::sync::Semaphore::new(config.max_concurrent_uploads),
@@ -76,4 +78,16 @@ impl Origin {
             timeout: std::time::Duration::from_millis(self.config.transform_timeout_ms),
         }
     }
+}
+
+/// The configured backend of the file store.
+fn store_backend(config: &Config) -> Result<Arc<dyn Backend>, String> {
+    Ok(match &config.store {
+        StoreConfig::Fs { root } => {
+            let root = root.clone().unwrap_or_else(|| config.data_dir.join("originals"));
+            let tmp = root.join(".tmp");
+            Arc::new(FsBackend::open(&root, &tmp).map_err(|e| format!("cannot open {}: {e}", root.display()))?)
+        }
+        StoreConfig::S3(s3) => Arc::new(S3Backend::new(s3)?),
+    })
 }

@@ -2,6 +2,7 @@
 //! aliases. External bytes are kept in memory for a while, so one URL is fetched once, not once
 //! per derivative.
 
+mod alias;
 mod error;
 pub mod netguard;
 
@@ -9,13 +10,12 @@ pub use error::{Result, SourceError};
 
 use crate::config::Config;
 use crate::metrics::METRICS;
-use crate::store::Store;
+use crate::store::{self, Store};
 use crate::url::SourceSpec;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +41,9 @@ struct Remote {
 pub struct Sources {
     store: Arc<Store>,
     http: reqwest::Client,
-    aliases: BTreeMap<String, PathBuf>,
+    /// For trusted http aliases: no address guard.
+    trusted_http: reqwest::Client,
+    aliases: BTreeMap<String, alias::Alias>,
     /// External bytes by version.
     fetched: moka::future::Cache<String, Bytes>,
     /// Records checked within the revalidation interval (their expiry is the interval).
@@ -56,31 +58,38 @@ pub struct Sources {
 
 const MAX_CONCURRENT_FETCHES: usize = 32;
 
+/// The client for external sources: every address it connects to, after DNS and on every
+/// redirect, passes the guard (unless `allow_private`).
+fn client(config: &Config, allow_private: bool) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(config.fetch_timeout_secs))
+        .connect_timeout(Duration::from_secs(5))
+        .dns_resolver(Arc::new(GuardedResolver { allow_private }))
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 5 {
+                attempt.error("too many redirects")
+            } else if let Err(e) = check_literal_host(attempt.url(), allow_private) {
+                attempt.error(e)
+            } else {
+                attempt.follow()
+            }
+        }))
+        .user_agent(concat!("refract/", env!("CARGO_PKG_VERSION")))
+        // a proxy would resolve target names itself, past the guarded resolver
+        .no_proxy()
+        .build()
+        .expect("http client")
+}
+
 impl Sources {
-    pub fn new(config: &Config, store: Arc<Store>) -> Sources {
+    pub fn new(config: &Config, store: Arc<Store>) -> std::result::Result<Sources, String> {
         let allow_private = config.allow_private_networks;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.fetch_timeout_secs))
-            .connect_timeout(Duration::from_secs(5))
-            .dns_resolver(Arc::new(GuardedResolver { allow_private }))
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() >= 5 {
-                    attempt.error("too many redirects")
-                } else if let Err(e) = check_literal_host(attempt.url(), allow_private) {
-                    attempt.error(e)
-                } else {
-                    attempt.follow()
-                }
-            }))
-            .user_agent(concat!("refract/", env!("CARGO_PKG_VERSION")))
-            // a proxy would resolve target names itself, past the guarded resolver
-            .no_proxy()
-            .build()
-            .expect("http client");
-        Sources {
+        let http = client(config, allow_private);
+        Ok(Sources {
             store,
             http,
-            aliases: config.aliases.clone(),
+            trusted_http: client(config, true),
+            aliases: alias::open_all(&config.aliases)?,
             fetched: moka::future::Cache::builder()
                 .weigher(|_k: &String, v: &Bytes| v.len().min(u32::MAX as usize) as u32)
                 .max_capacity(config.source_memory_bytes)
@@ -93,7 +102,7 @@ impl Sources {
             max_bytes: config.max_source_bytes,
             allow_private,
             fetch_slots: tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES),
-        }
+        })
     }
 
     pub async fn version(&self, spec: &SourceSpec) -> Result<Version> {
@@ -106,21 +115,19 @@ impl Sources {
                     modified: Some(meta.uploaded / 1000),
                 })
             }
-            SourceSpec::Alias { .. } => {
-                let path = self.alias_path(spec).await?;
-                let md = tokio::fs::metadata(&path).await.map_err(|_| SourceError::Missing(spec.identity()))?;
-                let mtime = md.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-                // size, inode and nanosecond mtime: a same-size rewrite within a second still changes it
-                let inode = std::os::unix::fs::MetadataExt::ino(&md);
-                let nanos = mtime.map(|d| d.as_nanos()).unwrap_or(0);
-                Ok(Version {
-                    identity: spec.identity(),
-                    version: format!("{}-{inode}-{nanos}", md.len()),
-                    modified: mtime.map(|d| d.as_secs()),
-                })
-            }
+            SourceSpec::Alias { alias, path } => match self.alias(alias, path)? {
+                Resolved::Objects(backend) => alias::version(backend, path, spec.identity()).await,
+                Resolved::Url(url, trusted) => {
+                    let remote = self.remote(&url, trusted).await?;
+                    Ok(Version {
+                        identity: spec.identity(),
+                        version: remote.version.clone(),
+                        modified: remote.modified,
+                    })
+                }
+            },
             SourceSpec::Url { url } => {
-                let remote = self.remote(url).await?;
+                let remote = self.remote(url, false).await?;
                 Ok(Version { identity: spec.identity(), version: remote.version.clone(), modified: remote.modified })
             }
             SourceSpec::List { .. } => Err(SourceError::ListNeedsCombiner),
@@ -131,16 +138,33 @@ impl Sources {
     pub async fn is_fresh(&self, spec: &SourceSpec) -> bool {
         match spec {
             SourceSpec::Url { url } => self.fresh.contains_key(url),
+            SourceSpec::Alias { alias, path } => match self.alias(alias, path) {
+                Ok(Resolved::Url(url, _)) => self.fresh.contains_key(&url),
+                _ => false,
+            },
             _ => true,
+        }
+    }
+
+    /// Where `src://alias/path` is read from.
+    fn alias(&self, name: &str, path: &str) -> Result<Resolved<'_>> {
+        match self.aliases.get(name).ok_or_else(|| SourceError::UnknownAlias(name.to_string()))? {
+            alias::Alias::Objects(backend) => Ok(Resolved::Objects(backend.as_ref())),
+            alias::Alias::Http { base_url, trusted } => {
+                if path.split('/').any(|s| s == ".." || s == ".") {
+                    return Err(SourceError::OutsideAlias(format!("src://{name}/{path}")));
+                }
+                Ok(Resolved::Url(format!("{base_url}/{path}"), *trusted))
+            }
         }
     }
 
     /// The URL's record, revalidated (conditional GET) once it is older than the interval.
     /// Concurrent callers share one request.
-    async fn remote(&self, url: &str) -> Result<Arc<Remote>> {
+    async fn remote(&self, url: &str, trusted: bool) -> Result<Arc<Remote>> {
         let init = async {
             let previous = self.known.get(url).await;
-            let remote = self.download(url, previous.as_deref()).await?;
+            let remote = self.download(url, previous.as_deref(), trusted).await?;
             self.known.insert(url.to_string(), remote.clone()).await;
             Ok(remote)
         };
@@ -148,12 +172,12 @@ impl Sources {
     }
 
     /// GET the URL (conditionally when its bytes are still in memory); keep the bytes by version.
-    async fn download(&self, url: &str, previous: Option<&Remote>) -> Result<Arc<Remote>> {
+    async fn download(&self, url: &str, previous: Option<&Remote>, trusted: bool) -> Result<Arc<Remote>> {
         let cached = match previous {
             Some(p) => self.fetched.get(&p.version).await.map(|_| p),
             None => None,
         };
-        let (bytes, validators) = match self.fetch_url(url, cached).await? {
+        let (bytes, validators) = match self.fetch_url(url, cached, trusted).await? {
             Fetched::NotModified => return Ok(Arc::new(cached.expect("conditional only when cached").clone())),
             Fetched::Body(bytes, validators) => (bytes, validators),
         };
@@ -177,46 +201,36 @@ impl Sources {
                 let meta = self.store.meta(handle).await?;
                 Ok(self.store.read(&meta).await?)
             }
-            SourceSpec::Alias { .. } => {
+            SourceSpec::Alias { alias, path } => {
                 METRICS.source_fetches.with_label_values(&["alias"]).inc();
-                let path = self.alias_path(spec).await?;
-                tokio::fs::read(&path).await.map(Bytes::from).map_err(|_| SourceError::Missing(spec.identity()))
-            }
-            SourceSpec::Url { url } => {
-                let remote = self.remote(url).await?;
-                if let Some(bytes) = self.fetched.get(&remote.version).await {
-                    return Ok(bytes);
+                match self.alias(alias, path)? {
+                    Resolved::Objects(backend) => alias::read(backend, path, spec.identity()).await,
+                    Resolved::Url(url, trusted) => self.fetch_remote(&url, trusted).await,
                 }
-                // evicted from memory since: download again (a changed remote gets a new record)
-                self.fresh.invalidate(url).await;
-                let remote = self.remote(url).await?;
-                self.fetched.get(&remote.version).await.ok_or(SourceError::Busy)
             }
+            SourceSpec::Url { url } => self.fetch_remote(url, false).await,
             SourceSpec::List { .. } => Err(SourceError::ListNeedsCombiner),
         }
     }
 
-    /// The file behind `src://alias/path`, which must stay inside the alias's directory even
-    /// through symlinks.
-    async fn alias_path(&self, spec: &SourceSpec) -> Result<PathBuf> {
-        let SourceSpec::Alias { alias, path } = spec else { unreachable!("alias_path on a non-alias") };
-        let root = self.aliases.get(alias).ok_or_else(|| SourceError::UnknownAlias(alias.clone()))?;
-        let missing = || SourceError::Missing(spec.identity());
-        // tokio's canonicalize runs on the blocking pool
-        let root = tokio::fs::canonicalize(root).await.map_err(|_| missing())?;
-        let full = tokio::fs::canonicalize(root.join(path)).await.map_err(|_| missing())?;
-        if !full.starts_with(&root) {
-            return Err(SourceError::OutsideAlias(spec.identity()));
+    async fn fetch_remote(&self, url: &str, trusted: bool) -> Result<Bytes> {
+        let remote = self.remote(url, trusted).await?;
+        if let Some(bytes) = self.fetched.get(&remote.version).await {
+            return Ok(bytes);
         }
-        Ok(full)
+        // evicted from memory since: download again (a changed remote gets a new record)
+        self.fresh.invalidate(url).await;
+        let remote = self.remote(url, trusted).await?;
+        self.fetched.get(&remote.version).await.ok_or(SourceError::Busy)
     }
 
-    async fn fetch_url(&self, url: &str, cached: Option<&Remote>) -> Result<Fetched> {
+    async fn fetch_url(&self, url: &str, cached: Option<&Remote>, trusted: bool) -> Result<Fetched> {
         METRICS.source_fetches.with_label_values(&["url"]).inc();
         let _slot = self.fetch_slots.try_acquire().map_err(|_| SourceError::Busy)?;
         let parsed = reqwest::Url::parse(url).map_err(|e| SourceError::BadUrl(e.to_string()))?;
-        check_literal_host(&parsed, self.allow_private)?;
-        let mut request = self.http.get(parsed);
+        check_literal_host(&parsed, self.allow_private || trusted)?;
+        let client = if trusted { &self.trusted_http } else { &self.http };
+        let mut request = client.get(parsed);
         if let Some(etag) = cached.and_then(|c| c.etag.as_deref()) {
             request = request.header(reqwest::header::IF_NONE_MATCH, etag);
         }
@@ -251,6 +265,12 @@ impl Sources {
         }
         Ok(Fetched::Body(Bytes::from(body), validators))
     }
+}
+
+/// Where an alias path is read from.
+enum Resolved<'a> {
+    Objects(&'a dyn store::Backend),
+    Url(String, bool),
 }
 
 enum Fetched {

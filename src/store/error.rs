@@ -10,6 +10,16 @@ pub enum StoreError {
     InvalidHandle(String),
     /// No file under this handle.
     NotFound(String),
+    /// No object under this key (of the backend or of an alias).
+    Missing(String),
+    /// A key with empty, `.` or `..` segments, or absolute.
+    InvalidKey(String),
+    /// A key that leads out of its directory through a symlink.
+    OutsideRoot(String),
+    /// The object store failed or refused us (an outage, bad credentials, a missing bucket).
+    Unavailable { backend: &'static str, detail: String },
+    /// The object store did not answer in time.
+    TimedOut(String),
     /// The stored metadata of a handle does not parse.
     Corrupt { handle: String, detail: String },
     /// The local disk failed.
@@ -28,6 +38,7 @@ impl StoreError {
         match self {
             StoreError::Corrupt { handle, detail } => Some(format!("metadata of {handle}: {detail}")),
             StoreError::Io { op, source } => Some(format!("{op}: {source}")),
+            StoreError::Unavailable { detail, .. } => Some(detail.clone()),
             _ => None,
         }
     }
@@ -38,6 +49,11 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::InvalidHandle(h) => write!(f, "`{h}` is not a handle (letters, digits, _ and -)"),
             StoreError::NotFound(h) => write!(f, "no file with handle `{h}`"),
+            StoreError::Missing(key) => write!(f, "no file at `{key}`"),
+            StoreError::InvalidKey(key) => write!(f, "`{key}` is not a valid path"),
+            StoreError::OutsideRoot(key) => write!(f, "`{key}` points outside its storage"),
+            StoreError::Unavailable { backend, .. } => write!(f, "the {backend} storage is unavailable"),
+            StoreError::TimedOut(key) => write!(f, "the storage did not answer in time for `{key}`"),
             StoreError::Corrupt { .. } => f.write_str("the stored file's metadata is unreadable"),
             StoreError::Io { .. } => f.write_str("the store failed to read or write"),
         }

@@ -1,22 +1,25 @@
-//! Originals by handle on local disk.
+//! Originals by handle, on a [`Backend`]: the local disk (the zero-setup default) or an
+//! S3-compatible bucket.
 //!
-//! Layout: `originals/<h[..2]>/<handle>/meta.json` and `<version>.bin`, where version is the
-//! blake3 of the bytes. Bytes are written to a temporary file, fsynced and renamed; then the
-//! metadata is written the same way. The metadata's rename is the commit point, so a crash at
-//! any moment leaves either the old file or the new one under a handle, never half of one.
+//! Layout (keys): `<h[..2]>/<handle>/meta.json` and `<h[..2]>/<handle>/<version>.bin`, where
+//! version is the blake3 of the bytes. The bytes are written first, whole; then the metadata,
+//! whose write is the commit point: a crash at any moment leaves either the old file or the new
+//! one under a handle, never half of one. A delete removes the metadata first.
 
+pub mod backend;
 mod error;
+pub mod fs;
+pub mod s3;
 mod spool;
 
+pub use backend::{Backend, ByteStream, ObjectInfo};
 pub use error::{Result, StoreError};
-pub use spool::{Spool, Spooled};
+pub use spool::{Digests, Spool, Spooled};
 
 use bytes::Bytes;
-use md5::Digest as _;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use std::fs;
-use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -52,12 +55,14 @@ pub struct Upload {
 }
 
 pub struct Store {
-    root: PathBuf,
+    backend: Arc<dyn Backend>,
+    spool_dir: PathBuf,
     meta: moka::sync::Cache<String, Arc<FileMeta>>,
     /// Recently read originals by version: a burst of derivatives of one photo (srcset sizes,
-    /// formats) reads it from disk once.
+    /// formats) reads it from the backend once.
     bytes: moka::sync::Cache<String, Bytes>,
-    /// Serialises writers: an overwrite and a delete of one handle must not interleave.
+    /// Serialises this node's writers: an overwrite and a delete of one handle must not
+    /// interleave.
     write_lock: tokio::sync::Mutex<()>,
 }
 
@@ -72,123 +77,171 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+fn meta_key(handle: &str) -> String {
+    format!("{}/{handle}/meta.json", handle.get(..2).unwrap_or("__"))
+}
+
+fn data_key(handle: &str, version: &str) -> String {
+    format!("{}/{handle}/{version}.bin", handle.get(..2).unwrap_or("__"))
+}
+
+/// Only well-formed handles become keys (no `..`, no separators).
+fn check(handle: &str) -> Result<()> {
+    if crate::handle::is_valid(handle) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidHandle(handle.to_string()))
+    }
+}
+
 impl Store {
-    pub fn open(data_dir: &Path, memory_bytes: u64) -> std::io::Result<Store> {
-        let root = data_dir.join("originals");
-        // temporary files and deleted handles left by a crash
-        fs::remove_dir_all(root.join(".tmp")).ok();
-        fs::create_dir_all(root.join(".tmp"))?;
+    /// A store over `backend`; uploads are spooled under `spool_dir` (emptied: what is there was
+    /// left by a crash).
+    pub fn open(backend: Arc<dyn Backend>, spool_dir: &Path, memory_bytes: u64) -> std::io::Result<Store> {
+        std::fs::remove_dir_all(spool_dir).ok();
+        std::fs::create_dir_all(spool_dir)?;
         let bytes = moka::sync::Cache::builder()
             .weigher(|_k: &String, v: &Bytes| v.len().min(u32::MAX as usize) as u32)
             .max_capacity(memory_bytes)
             .build();
-        Ok(Store { root, meta: moka::sync::Cache::new(100_000), bytes, write_lock: tokio::sync::Mutex::new(()) })
+        let meta = moka::sync::Cache::new(100_000);
+        let write_lock = tokio::sync::Mutex::new(());
+        Ok(Store { backend, spool_dir: spool_dir.to_path_buf(), meta, bytes, write_lock })
     }
 
-    fn dir(&self, handle: &str) -> PathBuf {
-        self.root.join(handle.get(..2).unwrap_or("__")).join(handle)
-    }
-
-    /// Only well-formed handles reach the file system (no `..`, no separators).
-    fn check(handle: &str) -> Result<()> {
-        if crate::handle::is_valid(handle) {
-            Ok(())
-        } else {
-            Err(StoreError::InvalidHandle(handle.to_string()))
-        }
+    pub fn describe(&self) -> String {
+        self.backend.describe()
     }
 
     /// Store new bytes under `handle` (a new one when `None`).
     pub async fn put(&self, handle: Option<String>, bytes: Bytes, upload: Upload) -> Result<FileMeta> {
-        self.commit(handle, Content::Bytes(bytes), upload).await
+        let hashed = bytes.clone();
+        let digests = tokio::task::spawn_blocking(move || Digests::of(&hashed))
+            .await
+            .map_err(|e| StoreError::io("hash")(std::io::Error::other(e)))?;
+        let size = bytes.len() as u64;
+        self.commit(handle, &digests, size, upload, Content::Bytes(bytes)).await
     }
 
     /// A temporary file an upload is written to as it arrives (never held whole in memory).
     pub async fn spool(&self) -> Result<Spool> {
-        let path = self.root.join(".tmp").join(format!("{:x}.upload", rand::random::<u64>()));
-        let file = tokio::fs::File::create(&path).await?;
+        let path = self.spool_dir.join(format!("{:x}.upload", rand::random::<u64>()));
+        let file = tokio::fs::File::create(&path).await.map_err(StoreError::io("spool"))?;
         Ok(Spool::new(file, path))
     }
 
-    /// Store a spooled upload under `handle` (a new one when `None`): the file is renamed into
-    /// place, not copied.
+    /// Store a spooled upload under `handle` (a new one when `None`), streamed to the backend.
     pub async fn put_spooled(&self, handle: Option<String>, spooled: Spooled, upload: Upload) -> Result<FileMeta> {
-        self.commit(handle, Content::File(spooled), upload).await
+        let (digests, size) = (spooled.digests.clone(), spooled.size);
+        self.commit(handle, &digests, size, upload, Content::Spooled(spooled)).await
     }
 
-    async fn commit(&self, handle: Option<String>, content: Content, upload: Upload) -> Result<FileMeta> {
+    /// Write the bytes to the version's key, then the metadata (the commit point); then drop
+    /// the previous version's bytes.
+    async fn commit(&self, handle: Option<String>, d: &Digests, size: u64, up: Upload, c: Content) -> Result<FileMeta> {
         let _guard = self.write_lock.lock().await;
         let handle = handle.unwrap_or_else(new_handle);
-        Self::check(&handle)?;
-        let dir = self.dir(&handle);
-        let tmp = self.root.join(".tmp");
-        let meta = tokio::task::spawn_blocking(move || write_original(&dir, &tmp, &handle, content, upload))
-            .await
-            .map_err(|e| StoreError::Io { op: "write", source: std::io::Error::other(e).into() })??;
+        check(&handle)?;
+        let previous = match self.meta(&handle).await {
+            Ok(m) => Some(m),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let key = data_key(&handle, &d.version);
+        match c {
+            Content::Bytes(b) => self.backend.put(&key, b).await?,
+            Content::Spooled(s) => self.backend.put_spooled(&key, s).await?,
+        }
+        let filename = up.filename.or_else(|| previous.as_ref().map(|p| p.filename.clone()));
+        let meta = FileMeta {
+            filename: filename.unwrap_or_else(|| handle.clone()),
+            handle,
+            mimetype: up.mimetype.unwrap_or_else(|| "application/octet-stream".into()),
+            size,
+            uploaded: now_ms(),
+            version: d.version.clone(),
+            md5: d.md5.clone(),
+            sha1: d.sha1.clone(),
+            sha256: d.sha256.clone(),
+            width: up.width,
+            height: up.height,
+            container: up.container,
+            path: up.path,
+        };
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| StoreError::io("metadata")(e.into()))?;
+        self.backend.put(&meta_key(&meta.handle), Bytes::from(json)).await?;
         self.meta.insert(meta.handle.clone(), Arc::new(meta.clone()));
+        if let Some(prev) = previous.filter(|p| p.version != meta.version) {
+            self.backend.delete(&data_key(&prev.handle, &prev.version)).await.ok();
+        }
         Ok(meta)
     }
 
     pub async fn meta(&self, handle: &str) -> Result<Arc<FileMeta>> {
-        Self::check(handle)?;
+        check(handle)?;
         if let Some(m) = self.meta.get(handle) {
             return Ok(m);
         }
-        let path = self.dir(handle).join("meta.json");
-        let text = match tokio::fs::read(&path).await {
+        let text = match self.backend.read(&meta_key(handle)).await {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(handle.to_string())),
-            Err(e) => return Err(e.into()),
+            Err(StoreError::Missing(_)) => return Err(StoreError::NotFound(handle.to_string())),
+            Err(e) => return Err(e),
         };
         let meta: FileMeta = serde_json::from_slice(&text)
             .map_err(|e| StoreError::Corrupt { handle: handle.to_string(), detail: e.to_string() })?;
-        // a writer may have stored newer metadata while we read the file: keep theirs
+        // a writer may have stored newer metadata while we read: keep theirs
         Ok(self.meta.entry(handle.to_string()).or_insert(Arc::new(meta)).into_value())
     }
 
+    /// The whole file, for a transform (kept in memory a while by version).
     pub async fn read(&self, meta: &FileMeta) -> Result<Bytes> {
         if let Some(b) = self.bytes.get(&meta.version) {
             return Ok(b);
         }
-        let path = self.dir(&meta.handle).join(format!("{}.bin", meta.version));
-        match tokio::fs::read(&path).await {
-            Ok(b) => {
-                let b = Bytes::from(b);
-                self.bytes.insert(meta.version.clone(), b.clone());
-                Ok(b)
+        let (version, bytes) = match self.backend.read(&data_key(&meta.handle, &meta.version)).await {
+            Err(StoreError::Missing(_)) => {
+                let newer = self.newer(meta).await?;
+                (newer.version.clone(), self.backend.read(&data_key(&newer.handle, &newer.version)).await?)
             }
-            // overwritten (or deleted) between the metadata read and now: read the current one
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.meta.invalidate(&meta.handle);
-                let current = self.meta(&meta.handle).await?;
-                if current.version == meta.version {
-                    return Err(StoreError::NotFound(meta.handle.clone()));
-                }
-                let path = self.dir(&current.handle).join(format!("{}.bin", current.version));
-                Ok(Bytes::from(tokio::fs::read(&path).await?))
+            read => (meta.version.clone(), read?),
+        };
+        self.bytes.insert(version, bytes.clone());
+        Ok(bytes)
+    }
+
+    /// The file or a `range` of it as a stream, for delivery: never held whole in memory.
+    pub async fn stream(&self, meta: &FileMeta, range: Option<Range<u64>>) -> Result<ByteStream> {
+        match self.backend.get(&data_key(&meta.handle, &meta.version), range.clone()).await {
+            Err(StoreError::Missing(_)) => {
+                let newer = self.newer(meta).await?;
+                self.backend.get(&data_key(&newer.handle, &newer.version), range).await
             }
-            Err(e) => Err(e.into()),
+            stream => stream,
         }
+    }
+
+    /// The handle's metadata after its bytes under `meta` went missing: overwritten since (the
+    /// old bytes are gone), or deleted (NotFound).
+    async fn newer(&self, meta: &FileMeta) -> Result<Arc<FileMeta>> {
+        self.meta.invalidate(&meta.handle);
+        let current = self.meta(&meta.handle).await?;
+        if current.version == meta.version {
+            return Err(StoreError::NotFound(meta.handle.clone()));
+        }
+        Ok(current)
     }
 
     /// The file a repeatable `store` request (identified by `token`) stored before, if it is
     /// still there.
     pub async fn stored_under(&self, token: &str) -> Option<Arc<FileMeta>> {
-        let path = self.root.join(".stored").join(token);
-        let handle = tokio::fs::read_to_string(&path).await.ok()?;
-        self.meta(handle.trim()).await.ok()
+        let handle = self.backend.read(&format!("_stored/{token}")).await.ok()?;
+        self.meta(String::from_utf8_lossy(&handle).trim()).await.ok()
     }
 
     /// Remember which file a repeatable `store` request stored.
     pub async fn remember_stored(&self, token: &str, handle: &str) {
-        let (dir, tmp) = (self.root.join(".stored"), self.root.join(".tmp"));
-        let (token, handle) = (token.to_string(), handle.to_string());
-        let written = tokio::task::spawn_blocking(move || {
-            fs::create_dir_all(&dir)?;
-            write_atomic(&tmp, &dir.join(token), handle.as_bytes())
-        })
-        .await;
-        if !matches!(written, Ok(Ok(()))) {
+        let written = self.backend.put(&format!("_stored/{token}"), Bytes::from(handle.to_string())).await;
+        if written.is_err() {
             tracing::warn!("could not record a store result; a repeat of the request will store again");
         }
     }
@@ -196,13 +249,11 @@ impl Store {
     pub async fn delete(&self, handle: &str) -> Result<Arc<FileMeta>> {
         let _guard = self.write_lock.lock().await;
         let meta = self.meta(handle).await?;
-        let dir = self.dir(handle);
-        let trash = self.root.join(".tmp").join(format!("{handle}.{:x}", rand::random::<u64>()));
-        // the rename makes the handle disappear at once; the removal may then take its time
-        tokio::fs::rename(&dir, &trash).await?;
+        // the metadata goes first: the handle disappears at once, the bytes may follow
+        self.backend.delete(&meta_key(handle)).await?;
         self.meta.invalidate(handle);
         self.bytes.invalidate(&meta.version);
-        tokio::fs::remove_dir_all(&trash).await.ok();
+        self.backend.delete(&data_key(handle, &meta.version)).await.ok();
         Ok(meta)
     }
 }
@@ -210,71 +261,5 @@ impl Store {
 /// What a write stores: bytes in memory, or an upload spooled to disk.
 enum Content {
     Bytes(Bytes),
-    File(Spooled),
-}
-
-fn write_original(dir: &Path, tmp: &Path, handle: &str, content: Content, upload: Upload) -> Result<FileMeta> {
-    let mapped = match &content {
-        Content::File(spooled) => Some(spooled.map()?),
-        Content::Bytes(_) => None,
-    };
-    let bytes: &[u8] = match (&content, &mapped) {
-        (Content::Bytes(b), _) => b,
-        (_, Some(m)) => m,
-        _ => unreachable!("a spooled file is mapped"),
-    };
-    let version = blake3::hash(bytes).to_hex().to_string();
-    let previous: Option<FileMeta> = fs::read(dir.join("meta.json")).ok().and_then(|t| serde_json::from_slice(&t).ok());
-    if !dir.exists() {
-        fs::create_dir_all(dir)?;
-        // make the new directory entries themselves durable
-        for d in [dir.parent(), dir.parent().and_then(Path::parent)].into_iter().flatten() {
-            fs::File::open(d)?.sync_all()?;
-        }
-    }
-    let data_path = dir.join(format!("{version}.bin"));
-    match &content {
-        Content::Bytes(b) => write_atomic(tmp, &data_path, b)?,
-        // the spool was fsynced when it was finished
-        Content::File(spooled) => {
-            fs::rename(&spooled.path, &data_path)?;
-            fs::File::open(dir)?.sync_all()?;
-        }
-    }
-    let filename =
-        upload.filename.or_else(|| previous.as_ref().map(|p| p.filename.clone())).unwrap_or_else(|| handle.to_string());
-    let meta = FileMeta {
-        handle: handle.to_string(),
-        mimetype: upload.mimetype.unwrap_or_else(|| "application/octet-stream".into()),
-        filename,
-        size: bytes.len() as u64,
-        uploaded: now_ms(),
-        version: version.clone(),
-        md5: hex::encode(md5::Md5::digest(bytes)),
-        sha1: hex::encode(sha1::Sha1::digest(bytes)),
-        sha256: hex::encode(sha2::Sha256::digest(bytes)),
-        width: upload.width,
-        height: upload.height,
-        container: upload.container,
-        path: upload.path,
-    };
-    write_atomic(tmp, &dir.join("meta.json"), &serde_json::to_vec_pretty(&meta).map_err(std::io::Error::other)?)?;
-    if let Some(prev) = previous.filter(|p| p.version != version) {
-        fs::remove_file(dir.join(format!("{}.bin", prev.version))).ok();
-    }
-    Ok(meta)
-}
-
-/// temp file + fsync + rename + fsync of the directory.
-fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = tmp_dir.join(format!("{:x}.tmp", rand::random::<u64>()));
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, dest)?;
-    if let Some(parent) = dest.parent() {
-        fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
+    Spooled(Spooled),
 }
