@@ -322,6 +322,19 @@ fn aliases_of_every_kind_serve_transforms_and_see_changes() {
         assert_eq!(resp.status(), 200, "{alias}: {:?}", resp.text());
         assert_eq!(decode(&resp.bytes().unwrap()).width(), 20, "{alias}");
     }
+    // as a watermark and as a fallback file
+    let base = s.upload(&fixture("hopper.jpg"), "base.jpg");
+    let plain = decode(&s.get(&format!("/resize=w:64/output=f:png/{base}")).bytes().unwrap());
+    for alias in ["disk", "bucket", "web"] {
+        let marked = s.get(&format!("/resize=w:64/watermark=file:\"src://{alias}/a.png\",size:50/output=f:png/{base}"));
+        assert_eq!(marked.status(), 200, "{alias} watermark: {:?}", marked.text());
+        let marked = decode(&marked.bytes().unwrap());
+        assert_eq!(marked.width(), 64);
+        assert_ne!(marked.to_rgba8().into_raw(), plain.to_rgba8().into_raw(), "{alias}: the watermark shows");
+        let fell = s.get(&format!("/fallback=handle:\"src://{alias}/a.png\"/resize=w:20/AAAAAAAAAAAAAAAAAAAA"));
+        assert_eq!(fell.status(), 200, "{alias} fallback");
+        assert_eq!(decode(&fell.bytes().unwrap()).width(), 128, "{alias}: the fallback file as it is");
+    }
     // (the test's web server answers every path, so only the object stores can lack one)
     for alias in ["disk", "bucket"] {
         let missing = s.get(&format!("/resize=w:20/src://{alias}/nope.png"));

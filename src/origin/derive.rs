@@ -37,7 +37,9 @@ impl Origin {
         let content = parsed.plan.content();
         let filename = content.filename.unwrap_or_else(|| format!("{stem}.{}", meta.extension));
         let mut tags = vec![surrogate_source_key(&parsed.url.source)];
-        tags.extend(meta.overlays.iter().cloned());
+        // an alias overlay is tagged as a source is (a digest: its path may hold any character)
+        let overlay_tag = |o: &String| SourceSpec::file_ref(o).map(|s| surrogate_source_key(&s)).unwrap_or(o.clone());
+        tags.extend(meta.overlays.iter().map(overlay_tag));
         tags.push(format!("d-{}", &hex::encode(key)[..16]));
         Ok(FileAnswer {
             body: Body::Bytes(outcome.cached.bytes.clone()),
@@ -68,8 +70,8 @@ impl Origin {
         };
         // a watermark's own version is part of the key: overwriting it must not serve stale marks
         let mut overlay_versions = String::new();
-        for handle in job.overlays() {
-            overlay_versions += &self.sources.version(&SourceSpec::handle(handle.to_string())).await?.version;
+        for overlay in job.overlays() {
+            overlay_versions += &self.sources.version(&SourceSpec::file_ref(overlay)?).await?.version;
         }
         let (canonical, identity) = (&parsed.canonical, &version.identity);
         let parts =
@@ -146,8 +148,8 @@ impl Origin {
         let started = Instant::now();
         let bytes = self.sources.fetch(&parsed.url.source).await?;
         let mut overlays = pipeline::Overlays::new();
-        for handle in parsed.job.as_ref().map(ImageJob::overlays).unwrap_or_default() {
-            overlays.insert(handle.to_string(), self.sources.fetch(&SourceSpec::handle(handle.to_string())).await?);
+        for overlay in parsed.job.as_ref().map(ImageJob::overlays).unwrap_or_default() {
+            overlays.insert(overlay.to_string(), self.sources.fetch(&SourceSpec::file_ref(overlay)?).await?);
         }
         let fetched = started.elapsed();
         let ttl = match parsed.plan.cache {

@@ -41,8 +41,8 @@ impl Origin {
         };
         match (answer, fallback) {
             (Err(e), Some(fallback)) if fallback_applies(&e) => {
-                tracing::info!(error = %e, fallback = %fallback.handle, "answering with the fallback file");
-                self.fallback(creds.as_ref(), &fallback.handle, fallback.max_age, parsed.query.download).await
+                tracing::info!(error = %e, fallback = %fallback.file.identity(), "answering with the fallback file");
+                self.fallback(creds.as_ref(), &fallback.file, fallback.max_age, parsed.query.download).await
             }
             (answer, _) => answer.map(|file| Answer::File(Box::new(file))),
         }
@@ -51,13 +51,12 @@ impl Origin {
     async fn fallback(
         &self,
         creds: Option<&SecurityParams>,
-        handle: &str,
+        source: &SourceSpec,
         max_age: u64,
         download: bool,
     ) -> Result<Answer> {
-        let source = SourceSpec::handle(handle.to_string());
-        self.security.authorize(creds, &access(Call::Read, &source, None))?;
-        let mut file = self.deliver(&source, download).await?;
+        self.security.authorize(creds, &access(Call::Read, source, None))?;
+        let mut file = self.deliver(source, download).await?;
         // a fallback is an answer for now: cached for its own (short) lifetime
         if let Caching::Public(_) = file.caching {
             file.caching = Caching::Public(max_age);
@@ -74,7 +73,13 @@ fn fallback_applies(e: &Error) -> bool {
 /// What a request reads: its source (recursively for lists) and the files its job overlays.
 pub(super) fn access<'a>(call: Call, source: &'a SourceSpec, job: Option<&'a ImageJob>) -> Access<'a> {
     let mut access = Access::new(call);
-    access.handles.extend(job.map(ImageJob::overlays).unwrap_or_default());
+    for overlay in job.map(ImageJob::overlays).unwrap_or_default() {
+        // a handle, or an alias path (validated by the plan)
+        match overlay.starts_with("src://") {
+            true => access.alias = true,
+            false => access.handles.push(overlay),
+        }
+    }
     let mut visit = vec![source];
     while let Some(s) = visit.pop() {
         match s {

@@ -108,7 +108,7 @@ pub fn run_with(
     for op in &job.ops {
         budget.check()?;
         img = match op {
-            Op::Watermark { handle, size, align } => {
+            Op::Watermark { file: handle, size, align } => {
                 if !marks.contains_key(handle.as_str()) {
                     let bytes = overlays.get(handle).ok_or_else(|| PipelineError::MissingOverlay(handle.clone()))?;
                     marks.insert(handle, decode_overlay(bytes, &limits)?);

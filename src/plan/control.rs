@@ -4,6 +4,7 @@
 
 use super::{Param, Plan, Task};
 use crate::error::{Error, Result};
+use crate::url::SourceSpec;
 
 /// `store=…`: keep the chain's result (or the source) as a new stored file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,10 +16,11 @@ pub struct Store {
     pub canonical: String,
 }
 
-/// `fallback=handle:H,cache:N`: the file answered when the source or the chain fails.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `fallback=handle:H,cache:N`: the file answered when the source or the chain fails: a stored
+/// file's handle or `src://alias/path`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Fallback {
-    pub handle: String,
+    pub file: SourceSpec,
     /// How long the fallback answer may be cached (default one hour).
     pub max_age: u64,
 }
@@ -52,12 +54,12 @@ impl Plan {
     /// The fallback, if any; a fallback that is not a stored file's handle is a 400.
     pub fn fallback(&self) -> Result<Option<Fallback>> {
         let Some(task) = self.control("fallback") else { return Ok(None) };
-        let handle = text(task, "handle").unwrap_or_default();
-        if !crate::handle::is_valid(&handle) {
-            return Err(Error::bad_option("fallback", "handle", "the fallback must be a stored file's handle"));
-        }
+        let Ok(file) = SourceSpec::file_ref(&text(task, "handle").unwrap_or_default()) else {
+            let why = "the fallback must be a stored file's handle or src://alias/path";
+            return Err(Error::bad_option("fallback", "handle", why));
+        };
         let max_age = task.get("cache").and_then(Param::as_i64).map(|n| n as u64).unwrap_or(3600);
-        Ok(Some(Fallback { handle, max_age }))
+        Ok(Some(Fallback { file, max_age }))
     }
 
     pub fn content(&self) -> Content {
@@ -80,7 +82,7 @@ mod tests {
         let s = p.store().unwrap();
         assert_eq!((s.filename.as_deref(), s.container.as_deref()), (Some("a.jpg"), Some("c")));
         assert!(s.canonical.contains("a.jpg"));
-        assert_eq!(p.fallback().unwrap(), Some(Fallback { handle: "A".repeat(20), max_age: 60 }));
+        assert_eq!(p.fallback().unwrap(), Some(Fallback { file: SourceSpec::handle("A".repeat(20)), max_age: 60 }));
         assert!(p.content().attachment);
         assert_eq!(plan("/resize=w:10/BBBBBBBBBBBBBBBBBBBB").store(), None);
     }

@@ -87,9 +87,10 @@ pub enum Op {
         pixelate: bool,
         soften: f32,
     },
-    /// Overlay another stored image: `size` percent of its own size, placed by `align`.
+    /// Overlay another image (a handle or `src://alias/path`, resolved by the service layer):
+    /// `size` percent of its own size, placed by `align`.
     Watermark {
-        handle: String,
+        file: String,
         size: f32,
         align: Align,
     },
@@ -162,7 +163,7 @@ impl ImageJob {
         self.ops
             .iter()
             .filter_map(|op| match op {
-                Op::Watermark { handle, .. } => Some(handle.as_str()),
+                Op::Watermark { file, .. } => Some(file.as_str()),
                 _ => None,
             })
             .collect()
@@ -405,14 +406,15 @@ fn rect(p: &Param) -> Option<[u32; 4]> {
     }
 }
 
-/// The overlay is a stored file, named by its handle (a URL is not fetched).
+/// The overlay is a stored file's handle or `src://alias/path` (an external URL is not fetched).
 fn compile_watermark(task: &Task) -> Result<Option<Op>> {
     let file = task.get("file").and_then(Param::as_str).unwrap_or_default();
-    if !crate::handle::is_valid(file) {
-        return Err(Error::bad_option("watermark", "file", "the watermark file must be a stored file's handle"));
-    }
+    let Ok(file) = crate::url::SourceSpec::file_ref(file) else {
+        let why = "the watermark file must be a stored file's handle or src://alias/path";
+        return Err(Error::bad_option("watermark", "file", why));
+    };
     Ok(Some(Op::Watermark {
-        handle: file.to_string(),
+        file: file.identity(),
         size: num(task, "size") as f32,
         align: align(task.get("position")),
     }))

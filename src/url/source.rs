@@ -166,6 +166,16 @@ fn alias(raw: &str) -> Result<SourceSpec> {
 }
 
 impl SourceSpec {
+    /// A file a task names besides its source (a watermark, a fallback): a stored file's handle
+    /// or `src://alias/path`. Its identity is the same text, so `file_ref(s.identity())` is `s`.
+    pub fn file_ref(text: &str) -> Result<SourceSpec> {
+        if text.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("src://")) {
+            return alias(text);
+        }
+        validate_handle(text)?;
+        Ok(SourceSpec::handle(text.to_string()))
+    }
+
     /// An external URL given on its own (a form's `url=` field).
     pub fn parse_external(url: &str) -> Result<(SourceSpec, bool)> {
         let lower = url.to_ascii_lowercase();

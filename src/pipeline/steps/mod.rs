@@ -97,7 +97,7 @@ mod tests {
 
     #[test]
     fn a_watermark_without_its_overlay_is_an_internal_error() {
-        let op = Op::Watermark { handle: "h".into(), size: 100.0, align: Align::CENTER };
+        let op = Op::Watermark { file: "h".into(), size: 100.0, align: Align::CENTER };
         let img = DynamicImage::ImageRgb8(image::RgbImage::new(2, 2));
         assert!(matches!(apply(img, &op, &Budget::start(Limits::default())), Err(PipelineError::Codec { .. })));
     }
