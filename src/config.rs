@@ -43,6 +43,13 @@ pub struct Config {
     pub fetch_timeout_secs: u64,
     /// Let external sources resolve to private/loopback addresses (tests, trusted networks).
     pub allow_private_networks: bool,
+    /// When set, external sources may only come from these hosts: names (`img.example.com`,
+    /// `*.example.com`) or CIDRs (`203.0.113.0/24`; a listed CIDR is allowed even if private).
+    pub source_allow_hosts: Vec<String>,
+    /// External sources never come from these hosts (names or CIDRs).
+    pub source_deny_hosts: Vec<String>,
+    /// Disk budget of the fetched-source cache (`DATA_DIR/sources`).
+    pub source_cache_bytes: u64,
     /// App secret for HMAC-SHA256 policies; when set every request needs a valid signature.
     pub secret: Option<String>,
     /// Accepted API keys; empty accepts any.
@@ -97,6 +104,9 @@ impl Default for Config {
             log_format: LogFormat::Human,
             error_max_age_secs: 60,
             store: StoreConfig::Fs { root: None },
+            source_allow_hosts: Vec::new(),
+            source_deny_hosts: Vec::new(),
+            source_cache_bytes: 1 << 30,
             aliases: BTreeMap::new(),
             max_metadata_bytes: 16 << 20,
             max_chain: 30,
@@ -168,7 +178,7 @@ impl Config {
                 eprintln!("refract: warning: ignoring unknown environment variable {name}");
                 continue;
             }
-            table.insert(key, env_value(&value, name.ends_with("_KEYS")));
+            table.insert(key, env_value(&value, name.ends_with("_KEYS") || name.ends_with("_HOSTS")));
         }
         let config =
             Config::deserialize(toml::Value::Table(table)).map_err(|e| format!("configuration: {}", e.message()))?;

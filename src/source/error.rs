@@ -1,7 +1,7 @@
 //! What can go wrong fetching a source. The edge (`http::respond`) decides the status of each
 //! variant; a refusal by policy is the client's fault (4xx), an upstream failure is not (5xx).
 
-use super::Refused;
+use super::policy::Refused;
 use crate::store::StoreError;
 use std::fmt;
 
