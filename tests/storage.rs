@@ -347,6 +347,12 @@ fn aliases_of_every_kind_serve_transforms_and_see_changes() {
     let after = s.get("/resize=w:20/output=f:png/src://bucket/a.png").bytes().unwrap();
     assert_ne!(before, after, "the derivative follows the bucket's object");
     assert_eq!(s.get("/src://bucket/a.png").bytes().unwrap().as_ref(), fixture("pil123rgba.png").as_slice());
+    // originals of object aliases are ranged reads
+    for alias in ["disk", "bucket"] {
+        let r = s.client().get(s.url(&format!("/src://{alias}/a.png"))).header("Range", "bytes=1-3").send().unwrap();
+        assert_eq!(r.status(), 206, "{alias}");
+        assert_eq!(r.bytes().unwrap().as_ref(), b"PNG", "{alias}");
+    }
     // a path out of the alias is refused
     assert!(s.get("/src://disk/..%2F..%2Fetc%2Fpasswd").status().is_client_error());
 }

@@ -2,7 +2,7 @@
 //! validators, caching policy, purge tags), or a JSON document. No HTTP types: the front turns
 //! this into headers.
 
-use crate::store::{ByteStream, FileMeta, Store};
+use crate::store::{Backend, ByteStream, FileMeta, Store};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::ops::Range;
@@ -52,7 +52,16 @@ pub struct FileAnswer {
 #[derive(Clone)]
 pub enum Body {
     Bytes(Bytes),
-    Stored { store: Arc<Store>, meta: Arc<FileMeta> },
+    Stored {
+        store: Arc<Store>,
+        meta: Arc<FileMeta>,
+    },
+    /// An object of a storage alias.
+    Object {
+        backend: Arc<dyn Backend>,
+        key: String,
+        size: u64,
+    },
 }
 
 impl Body {
@@ -60,6 +69,7 @@ impl Body {
         match self {
             Body::Bytes(b) => b.len() as u64,
             Body::Stored { meta, .. } => meta.size,
+            Body::Object { size, .. } => *size,
         }
     }
 
@@ -78,6 +88,7 @@ impl Body {
                 Ok(futures_util::stream::once(async move { Ok(part) }).boxed())
             }
             Body::Stored { store, meta } => Ok(store.stream(meta, range).await?),
+            Body::Object { backend, key, .. } => Ok(backend.get(key, range).await?),
         }
     }
 }
@@ -87,6 +98,7 @@ impl std::fmt::Debug for Body {
         match self {
             Body::Bytes(b) => write!(f, "Bytes({})", b.len()),
             Body::Stored { meta, .. } => write!(f, "Stored({}, {})", meta.handle, meta.size),
+            Body::Object { key, size, .. } => write!(f, "Object({key}, {size})"),
         }
     }
 }

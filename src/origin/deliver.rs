@@ -20,6 +20,14 @@ impl Origin {
                 let (content_type, filename) = (meta.mimetype.clone(), meta.filename.clone());
                 (Body::Stored { store: self.store.clone(), meta }, content_type, filename)
             }
+            other if self.sources.alias_object(other)?.is_some() => {
+                // streamed from the alias's backend; the type from the first bytes
+                let (backend, key) = self.sources.alias_object(other)?.expect("an alias object");
+                let head = self.sources.alias_head(backend.as_ref(), &key, other.identity()).await?;
+                let info = backend.head(&key).await?;
+                let size = info.ok_or_else(|| crate::source::SourceError::Missing(other.identity()))?.size;
+                (Body::Object { backend, key, size }, sniffed_type(&head), source_file_name(other))
+            }
             other => {
                 let bytes = self.sources.fetch(other).await?;
                 let content_type = sniffed_type(&bytes);

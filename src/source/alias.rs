@@ -52,6 +52,14 @@ pub async fn read(backend: &dyn Backend, path: &str, identity: String) -> Result
     backend.read(path).await.map_err(|e| alias_error(e, &identity))
 }
 
+/// Up to the first 4 KiB of an object.
+pub async fn head_bytes(backend: &dyn Backend, path: &str, identity: String) -> Result<Bytes> {
+    use futures_util::TryStreamExt;
+    let stream = backend.get(path, Some(0..4096)).await.map_err(|e| alias_error(e, &identity))?;
+    let chunks: Vec<Bytes> = stream.try_collect().await.map_err(|e| SourceError::Store(e.into()))?;
+    Ok(chunks.concat().into())
+}
+
 /// A path that leaves the alias is refused, a missing object is missing; the rest is the
 /// backend's failure.
 fn alias_error(e: StoreError, identity: &str) -> SourceError {

@@ -98,6 +98,21 @@ impl Sources {
         }
     }
 
+    /// The backend and key of an alias object (fs or s3 alias), for streaming delivery; `None`
+    /// for other sources.
+    pub fn alias_object(&self, spec: &SourceSpec) -> Result<Option<(Arc<dyn store::Backend>, String)>> {
+        let SourceSpec::Alias { alias, path } = spec else { return Ok(None) };
+        match self.aliases.get(alias).ok_or_else(|| SourceError::UnknownAlias(alias.clone()))? {
+            alias::Alias::Objects(backend) => Ok(Some((backend.clone(), path.clone()))),
+            alias::Alias::Http { .. } => Ok(None),
+        }
+    }
+
+    /// The first bytes of an alias object (to tell its type without reading it all).
+    pub async fn alias_head(&self, backend: &dyn store::Backend, path: &str, identity: String) -> Result<Bytes> {
+        alias::head_bytes(backend, path, identity).await
+    }
+
     /// Where `src://alias/path` is read from.
     fn alias(&self, name: &str, path: &str) -> Result<Resolved<'_>> {
         match self.aliases.get(name).ok_or_else(|| SourceError::UnknownAlias(name.to_string()))? {
