@@ -118,6 +118,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let public_url = config.public_url(&addr.to_string());
     let state = web::Data::new(Origin::open(config, public_url)?);
     spawn_sweeper(state.clone());
+    spawn_store_sweeper(state.clone());
     let server_state = state.clone();
     let error_max_age = state.config.error_max_age_secs;
     let server = HttpServer::new(move || {
@@ -151,6 +152,23 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let result = server.await.map_err(|e| e.to_string());
     state.cache.flush();
     result
+}
+
+/// Data objects of the file store that no metadata points to (a crash between the two writes),
+/// removed an hour after they were written: at start, then daily.
+fn spawn_store_sweeper(state: Shared) {
+    const GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(86_400));
+        loop {
+            tick.tick().await;
+            match state.store.sweep_orphans(GRACE).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "file store: orphaned data objects removed"),
+                Err(e) => tracing::warn!(error = %e, detail = e.detail(), "file store sweep failed"),
+            }
+        }
+    });
 }
 
 /// The one background housekeeper of the cache: expiry, the size budget, orphans.

@@ -242,7 +242,7 @@ fn source_status(e: &SourceError) -> u16 {
         SourceError::Refused { .. } | SourceError::OutsideAlias(_) => 403,
         SourceError::UnknownAlias(_) | SourceError::Missing(_) => 404,
         SourceError::TooLarge { .. } => 413,
-        SourceError::Upstream { .. } | SourceError::Unreachable { .. } => 502,
+        SourceError::Upstream { .. } | SourceError::Unreachable { .. } | SourceError::TooManyRedirects { .. } => 502,
         SourceError::Busy => 503,
         SourceError::TimedOut { .. } => 504,
     }

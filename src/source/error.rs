@@ -30,6 +30,11 @@ pub enum SourceError {
         url: String,
         status: u16,
     },
+    /// The remote redirected more times than allowed.
+    TooManyRedirects {
+        url: String,
+        max: usize,
+    },
     /// DNS, connect or transfer failed.
     Unreachable {
         url: String,
@@ -73,6 +78,7 @@ impl fmt::Display for SourceError {
             SourceError::Refused { url, refused } => write!(f, "source URL {url} refused: {refused}"),
             SourceError::Upstream { url, status } => write!(f, "source URL {url} answered {status}"),
             SourceError::Unreachable { url, .. } => write!(f, "fetching {url} failed"),
+            SourceError::TooManyRedirects { url, max } => write!(f, "{url} redirects more than {max} times"),
             SourceError::TimedOut { url } => write!(f, "fetching {url} timed out"),
             SourceError::TooLarge { url, limit } => write!(f, "source URL {url} is larger than {limit} bytes"),
             SourceError::Busy => f.write_str("too many source downloads in progress, retry shortly"),

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const MAX_CONCURRENT_FETCHES: usize = 32;
+const MAX_REDIRECTS: usize = 5;
 
 pub struct Remotes {
     http: reqwest::Client,
@@ -145,6 +146,7 @@ impl Remotes {
         let status = resp.status().as_u16();
         match status {
             200..=299 => {}
+            300..=399 => return Err(unfollowed_redirect(url, &resp)),
             404 | 410 => return Err(SourceError::Missing(url.to_string())),
             _ => return Err(SourceError::Upstream { url: url.to_string(), status }),
         }
@@ -173,6 +175,19 @@ enum Fetched {
     Body(Bytes, (Option<String>, Option<String>)),
 }
 
+/// A redirect the client did not follow: its target is not an http(s) URL (reqwest never
+/// offers `file:///…` to the redirect policy), or it names none.
+fn unfollowed_redirect(url: &str, resp: &reqwest::Response) -> SourceError {
+    let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
+    match location.map(|l| resp.url().join(l)) {
+        Some(Ok(target)) if !matches!(target.scheme(), "http" | "https") => {
+            SourceError::BadUrl(format!("{url} redirects to scheme `{}`, which is not allowed", target.scheme()))
+        }
+        Some(Ok(target)) => SourceError::BadUrl(format!("{url} redirects to {target}, which could not be followed")),
+        _ => SourceError::Upstream { url: url.to_string(), status: resp.status().as_u16() },
+    }
+}
+
 /// The client for external sources: every address it connects to, after DNS and on every
 /// redirect, passes `policy`.
 fn client(config: &Config, policy: Arc<HostPolicy>) -> reqwest::Client {
@@ -182,8 +197,10 @@ fn client(config: &Config, policy: Arc<HostPolicy>) -> reqwest::Client {
         .connect_timeout(Duration::from_secs(5))
         .dns_resolver(Arc::new(GuardedResolver { policy }))
         .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= 5 {
-                attempt.error("too many redirects")
+            // `previous` holds the first URL too: five redirects are followed, a sixth is not
+            if attempt.previous().len() > MAX_REDIRECTS {
+                let url = attempt.previous()[0].to_string();
+                attempt.error(SourceError::TooManyRedirects { url, max: MAX_REDIRECTS })
             } else if let Err(e) = check_url(attempt.url(), &redirects) {
                 attempt.error(e)
             } else {

@@ -258,6 +258,41 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Remove data objects (`<version>.bin`) that no metadata points to and that are older than
+    /// `grace` (younger ones may be an upload between its two writes, on this node or another):
+    /// what a crash between the data and the metadata write, or a failed delete, left behind.
+    pub async fn sweep_orphans(&self, grace: std::time::Duration) -> Result<usize> {
+        let keys = self.backend.list("").await?;
+        let mut by_handle: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for key in &keys {
+            if let Some((dir, file)) = key.rsplit_once('/') {
+                if file.ends_with(".bin") && dir.contains('/') {
+                    by_handle.entry(dir).or_default().push(file);
+                }
+            }
+        }
+        let cutoff = (now_ms() / 1000).saturating_sub(grace.as_secs());
+        let mut removed = 0;
+        for (dir, files) in by_handle {
+            let handle = dir.rsplit('/').next().unwrap_or_default();
+            let live = match self.meta(handle).await {
+                Ok(m) => Some(m.version.clone()),
+                Err(StoreError::NotFound(_) | StoreError::InvalidHandle(_)) => None,
+                Err(_) => continue,
+            };
+            for file in files.into_iter().filter(|f| Some(f.trim_end_matches(".bin")) != live.as_deref()) {
+                let key = format!("{dir}/{file}");
+                if self.backend.head(&key).await?.is_some_and(|info| info.modified < cutoff) {
+                    self.backend.delete(&key).await?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
 /// What a write stores: bytes in memory, or an upload spooled to disk.
 enum Content {
     Bytes(Bytes),
