@@ -130,7 +130,17 @@ fn store_read_transform_overwrite_delete(kind: Kind) {
     // the `store` task writes through the same backend
     let stored = json(s.get(&format!("/resize=w:16/store/{handle}")));
     let derived = stored["handle"].as_str().expect("store task handle").to_string();
-    assert_eq!(decode(&s.get(&format!("/{derived}")).bytes().unwrap()).width(), 16, "{kind:?}: stored derivative");
+    let stored_image = decode(&s.get(&format!("/{derived}")).bytes().unwrap());
+    assert_eq!(stored_image.width(), 16, "{kind:?}: stored derivative");
+    let q = "width=true&height=true&mimetype=true&sha512=true&sha224=true&md5=true";
+    let meta = json(s.get(&format!("/api/file/{derived}/metadata?{q}")));
+    assert_eq!(
+        (meta["width"].as_u64(), meta["height"].as_u64()),
+        (Some(16), Some(stored_image.height() as u64)),
+        "{kind:?}: {meta}"
+    );
+    assert_eq!(meta["sha512"].as_str().map(str::len), Some(128), "{meta}");
+    assert_eq!(meta["sha224"].as_str().map(str::len), Some(56), "{meta}");
 
     let resp = s.client().delete(s.url(&format!("/api/file/{handle}"))).send().unwrap();
     assert_eq!(resp.status(), 200, "{kind:?}: delete");

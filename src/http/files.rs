@@ -85,7 +85,7 @@ async fn read_body(req: &HttpRequest, origin: &Origin, mut payload: web::Payload
     if content_type.starts_with("application/x-www-form-urlencoded") && spooled.size < 16 * 1024 {
         if let Some(url) = form_url(&spooled).await {
             let (spooled, filename) = origin.spool_url(&url).await?;
-            return Ok((spooled, FileFields { filename, ..Default::default() }));
+            return Ok((spooled, FileFields { filename, source_url: Some(url), ..Default::default() }));
         }
     }
     let declared = !content_type.is_empty()

@@ -20,6 +20,8 @@ pub struct FileFields {
     pub path: Option<String>,
     pub apikey: Option<String>,
     pub creds: Option<SecurityParams>,
+    /// The URL a `url=` upload was fetched from.
+    pub source_url: Option<String>,
 }
 
 impl FileFields {
@@ -31,6 +33,7 @@ impl FileFields {
             path: query.get("path"),
             apikey: query.get("key"),
             creds: query.security(),
+            source_url: None,
         }
     }
 }
@@ -70,7 +73,9 @@ impl Origin {
         })
         .await
         .map_err(Error::internal)?;
-        let upload = Upload { filename: fields.filename, container: fields.container, path: fields.path, ..inspected? };
+        let (filename, container, path, source_url) =
+            (fields.filename, fields.container, fields.path, fields.source_url);
+        let upload = Upload { filename, container, path, source_url, ..inspected? };
         let meta = self.store.put_spooled(overwrite.map(str::to_string), spooled, upload).await?;
         let mut answer = store_answer(&self.public_url, &meta, fields.apikey.as_deref());
         if let Some(handle) = overwrite {
@@ -139,7 +144,12 @@ fn metadata_json(meta: &FileMeta) -> serde_json::Value {
         "height": meta.height,
         "md5": meta.md5,
         "sha1": meta.sha1,
+        "sha224": meta.sha224,
         "sha256": meta.sha256,
+        "sha384": meta.sha384,
+        "sha512": meta.sha512,
+        "source_url": meta.source_url,
+        "cloud": false,
         "container": meta.container,
         "path": meta.path,
         "location": "local",
@@ -163,7 +173,12 @@ fn store_answer(public_url: &str, meta: &FileMeta, key: Option<&str>) -> serde_j
 /// and images whose containers or metadata exceed the limits. The bytes decide the stored type
 /// when they say what they are; otherwise the declared (or guessed) type, if it is a known one.
 /// Probing parses the file: call it on the blocking pool.
-fn inspect(bytes: &[u8], filename: &Option<String>, declared: Option<String>, limits: &Limits) -> Result<Upload> {
+pub(super) fn inspect(
+    bytes: &[u8],
+    filename: &Option<String>,
+    declared: Option<String>,
+    limits: &Limits,
+) -> Result<Upload> {
     if bytes.is_empty() {
         return Err(Error::bad("the upload is empty"));
     }

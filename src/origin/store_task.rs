@@ -4,12 +4,14 @@
 //! filestack-python sends) stores anew, as Filestack does.
 
 use super::deliver::sniffed_type;
+use super::files::inspect;
 use super::{Answer, Method, Origin, ProcessRequest};
 use crate::cache;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pipeline::format::{sniff, Sniffed};
 use crate::plan::Store;
 use crate::store::{FileMeta, Upload};
+use crate::url::SourceSpec;
 
 impl Origin {
     pub(super) async fn store_task(&self, req: &ProcessRequest, task: &Store) -> Result<Answer> {
@@ -39,12 +41,21 @@ impl Origin {
                 (bytes, mime, ext.to_string())
             }
         };
+        // what an upload of these bytes would record: type, width and height
+        let (b, limits, name) = (bytes.clone(), self.limits(), task.filename.clone());
+        let probed = tokio::task::spawn_blocking(move || inspect(&b, &name, Some(mimetype), &limits))
+            .await
+            .map_err(Error::internal)??;
+        let source_url = match &req.parsed.url.source {
+            SourceSpec::Url { url } => Some(url.clone()),
+            _ => None,
+        };
         let upload = Upload {
             filename: task.filename.clone().or_else(|| Some(format!("stored.{extension}"))),
-            mimetype: Some(mimetype),
             container: task.container.clone(),
             path: task.path.clone(),
-            ..Default::default()
+            source_url,
+            ..probed
         };
         let meta = self.store.put(None, bytes, upload).await?;
         if let Some(token) = &token {

@@ -36,11 +36,21 @@ pub struct FileMeta {
     pub version: String,
     pub md5: String,
     pub sha1: String,
+    /// Added later: empty in metadata written before.
+    #[serde(default)]
+    pub sha224: String,
     pub sha256: String,
+    #[serde(default)]
+    pub sha384: String,
+    #[serde(default)]
+    pub sha512: String,
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub container: Option<String>,
     pub path: Option<String>,
+    /// The URL the file was fetched from (a `url=` upload, a `store` of an external URL).
+    #[serde(default)]
+    pub source_url: Option<String>,
 }
 
 /// What the uploader says about the file.
@@ -52,6 +62,7 @@ pub struct Upload {
     pub path: Option<String>,
     pub width: Option<u32>,
     pub height: Option<u32>,
+    pub source_url: Option<String>,
 }
 
 pub struct Store {
@@ -162,11 +173,15 @@ impl Store {
             version: d.version.clone(),
             md5: d.md5.clone(),
             sha1: d.sha1.clone(),
+            sha224: d.sha224.clone(),
             sha256: d.sha256.clone(),
+            sha384: d.sha384.clone(),
+            sha512: d.sha512.clone(),
             width: up.width,
             height: up.height,
             container: up.container,
             path: up.path,
+            source_url: up.source_url,
         };
         let json = serde_json::to_vec_pretty(&meta).map_err(|e| StoreError::io("metadata")(e.into()))?;
         self.backend.put(&meta_key(&meta.handle), Bytes::from(json)).await?;

@@ -51,7 +51,10 @@ pub struct Digests {
     pub version: String,
     pub md5: String,
     pub sha1: String,
+    pub sha224: String,
     pub sha256: String,
+    pub sha384: String,
+    pub sha512: String,
 }
 
 #[derive(Default)]
@@ -59,7 +62,10 @@ struct Hashers {
     blake3: blake3::Hasher,
     md5: md5::Md5,
     sha1: sha1::Sha1,
+    sha224: sha2::Sha224,
     sha256: sha2::Sha256,
+    sha384: sha2::Sha384,
+    sha512: sha2::Sha512,
 }
 
 impl Hashers {
@@ -67,7 +73,10 @@ impl Hashers {
         self.blake3.update(bytes);
         self.md5.update(bytes);
         self.sha1.update(bytes);
+        self.sha224.update(bytes);
         self.sha256.update(bytes);
+        self.sha384.update(bytes);
+        self.sha512.update(bytes);
     }
 
     fn finish(self) -> Digests {
@@ -75,7 +84,10 @@ impl Hashers {
             version: self.blake3.finalize().to_hex().to_string(),
             md5: hex::encode(self.md5.finalize()),
             sha1: hex::encode(self.sha1.finalize()),
+            sha224: hex::encode(self.sha224.finalize()),
             sha256: hex::encode(self.sha256.finalize()),
+            sha384: hex::encode(self.sha384.finalize()),
+            sha512: hex::encode(self.sha512.finalize()),
         }
     }
 }
