@@ -48,6 +48,8 @@ pub struct Config {
     pub source_allow_hosts: Vec<String>,
     /// External sources never come from these hosts (names or CIDRs).
     pub source_deny_hosts: Vec<String>,
+    /// A multipart upload idle this long is dropped with its parts.
+    pub multipart_timeout_secs: u64,
     /// Disk budget of the fetched-source cache (`DATA_DIR/sources`).
     pub source_cache_bytes: u64,
     /// App secret for HMAC-SHA256 policies; when set every request needs a valid signature.
@@ -107,6 +109,7 @@ impl Default for Config {
             source_allow_hosts: Vec::new(),
             source_deny_hosts: Vec::new(),
             source_cache_bytes: 1 << 30,
+            multipart_timeout_secs: 3600,
             aliases: BTreeMap::new(),
             max_metadata_bytes: 16 << 20,
             max_chain: 30,

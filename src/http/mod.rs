@@ -1,6 +1,7 @@
 //! actix-web routes, the request-id/metrics middleware and server start-up.
 
 mod files;
+mod multipart;
 mod process;
 pub mod respond;
 
@@ -65,6 +66,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .default_service(web::to(not_found)),
         )
+        .configure(multipart::routes)
         .default_service(web::to(process::handle));
 }
 
@@ -181,6 +183,7 @@ fn spawn_sweeper(state: Shared) {
                 _ = tick.tick() => {}
                 _ = state.cache.over_budget() => {}
             }
+            state.sweep_multipart();
             let cache = state.cache.clone();
             let Ok(done) = tokio::task::spawn_blocking(move || cache.housekeep()).await else { continue };
             if done.total() > 0 {

@@ -8,6 +8,7 @@ mod answer;
 mod deliver;
 mod derive;
 mod files;
+mod multipart;
 mod process;
 mod request;
 mod store_task;
@@ -15,6 +16,7 @@ mod store_task;
 pub use answer::{Answer, Body, Caching, Disposition, FileAnswer};
 pub use derive::Outcome;
 pub use files::FileFields;
+pub use multipart::MultipartCall;
 pub use request::{Accepts, ClientGone, Method, Parsed, ProcessRequest, QueryParams};
 
 use crate::cache::{Cache, Key};
@@ -38,6 +40,8 @@ pub struct Origin {
     /// Uploads being read; more are refused (503) rather than buffered.
     pub uploads: tokio::sync::Semaphore,
     flights: Flights<Key, Outcome>,
+    /// Multipart uploads in progress.
+    multipart: multipart::Sessions,
     parsed: moka::sync::Cache<String, Arc<Parsed>>,
 }
 
@@ -62,6 +66,7 @@ impl Origin {
             pool: Pool::new(config.workers(), config.queue_len),
             uploads: tokio::sync::Semaphore::new(config.max_concurrent_uploads),
             flights: Flights::default(),
+            multipart: multipart::Sessions::new(std::time::Duration::from_secs(config.multipart_timeout_secs)),
             parsed: moka::sync::Cache::new(50_000),
             store,
             cache,

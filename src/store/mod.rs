@@ -120,6 +120,12 @@ impl Store {
         Ok(Store { backend, spool_dir: spool_dir.to_path_buf(), meta, bytes, write_lock })
     }
 
+    /// A working directory beside the spool (emptied at start like it), for files that are
+    /// not stored yet: multipart parts.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.spool_dir.join(name)
+    }
+
     pub fn describe(&self) -> String {
         self.backend.describe()
     }
