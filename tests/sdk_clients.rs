@@ -43,6 +43,18 @@ fn run(program: &Path, script: &str, base: &str, file: &Path) -> serde_json::Val
     serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{script}: {e}: {stdout}"))
 }
 
+/// `upload_url`/`storeURL` fetch a URL of this very server: loopback must be allowed for it.
+const LOOPBACK_SOURCES: &[(&str, &str)] = &[("REFRACT_SOURCE_ALLOW_HOSTS", "127.0.0.1/32")];
+
+/// The file `POST /process` stored from the uploaded one's URL: the same bytes, its own name.
+fn check_copy(s: &TestServer, out: &serde_json::Value, original: &[u8], who: &str) {
+    let copy = out["from_url"].as_str().unwrap_or_else(|| panic!("{who}: no handle in {out}"));
+    assert_ne!(Some(copy), out["regular"].as_str());
+    assert_eq!(sha256(&s.get(&format!("/{copy}")).bytes().unwrap()), sha256(original), "{who}: bytes");
+    let meta: serde_json::Value = s.get(&format!("/api/file/{copy}/metadata?filename=true")).json().unwrap();
+    assert_eq!(meta["filename"], "copy.png", "{who}");
+}
+
 fn sha256(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -63,8 +75,9 @@ fn check_upload(s: &TestServer, handle: &str, original: &[u8], who: &str) {
 fn filestack_python_uploads_reads_stores_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let (file, original) = noise_png(dir.path());
-    let s = TestServer::start();
+    let s = TestServer::start_with_env(LOOPBACK_SOURCES);
     let out = run(&sdk_dir().join(".venv/bin/python"), "py_client.py", &s.base, &file);
+    check_copy(&s, &out, &original, "python upload_url");
     for mode in ["regular", "intelligent"] {
         let handle = out[mode].as_str().unwrap();
         if mode == "regular" {
@@ -88,8 +101,9 @@ fn filestack_python_uploads_reads_stores_and_deletes() {
 fn filestack_js_uploads_regular_and_intelligent() {
     let dir = tempfile::tempdir().unwrap();
     let (file, original) = noise_png(dir.path());
-    let s = TestServer::start();
+    let s = TestServer::start_with_env(LOOPBACK_SOURCES);
     let out = run(Path::new("node"), "js_client.mjs", &s.base, &file);
+    check_copy(&s, &out, &original, "js storeURL");
     for mode in ["regular", "intelligent"] {
         check_upload(&s, out[mode].as_str().unwrap(), &original, &format!("js {mode}"));
     }

@@ -67,6 +67,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .default_service(web::to(not_found)),
         )
         .configure(multipart::routes)
+        .route("/process", web::post().to(process::process_json))
         .default_service(web::to(process::handle));
 }
 

@@ -52,6 +52,13 @@ pub fn accepts(accept: &str) -> Accepts {
     Accepts { avif: allows("image/avif"), webp: allows("image/webp") }
 }
 
+/// `POST /process`: the JSON processing API (`upload_url`, `storeURL`).
+pub async fn process_json(req: HttpRequest, body: actix_web::web::Bytes, origin: Shared) -> Result<HttpResponse> {
+    let call: crate::origin::ProcessCall =
+        serde_json::from_slice(&body).map_err(|e| Error::bad(format!("malformed JSON body: {e}")))?;
+    Ok(answer(&req, origin.process_json(call).await?).await)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

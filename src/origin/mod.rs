@@ -10,6 +10,7 @@ mod derive;
 mod files;
 mod multipart;
 mod process;
+mod process_api;
 mod request;
 mod store_task;
 
@@ -17,6 +18,7 @@ pub use answer::{Answer, Body, Caching, Disposition, FileAnswer};
 pub use derive::Outcome;
 pub use files::FileFields;
 pub use multipart::MultipartCall;
+pub use process_api::ProcessCall;
 pub use request::{Accepts, ClientGone, Method, Parsed, ProcessRequest, QueryParams};
 
 use crate::cache::{Cache, Key};

@@ -114,19 +114,24 @@ impl Origin {
         // long URLs are rare and would crowd the memo out
         let memoize = memo_key.len() <= 1024;
         let url = url::parse(path, raw_query)?;
+        let query = if url.query_consumed { QueryParams::default() } else { QueryParams::parse(raw_query) };
+        let parsed = Arc::new(self.compile(url, query)?);
+        if memoize && !parsed.url.debug {
+            self.parsed.insert(memo_key, parsed.clone());
+        }
+        Ok(parsed)
+    }
+
+    /// Validate and compile a parsed URL (from a path, or built from the JSON processing API).
+    pub fn compile(&self, url: url::ParsedUrl, query: QueryParams) -> Result<Parsed> {
         let max_chain = self.config.max_chain;
         if url.tasks.len() > max_chain {
             let n = url.tasks.len();
             return Err(Error::bad(format!("the URL chains {n} tasks, over the limit of {max_chain} (max_chain)")));
         }
-        let query = if url.query_consumed { QueryParams::default() } else { QueryParams::parse(raw_query) };
         let plan = Plan::build(&url)?;
         let computes = plan.processing().next().is_some() && !url.debug;
         let job = if computes { Some(ImageJob::compile(&plan)?) } else { None };
-        let parsed = Arc::new(Parsed { canonical: plan.canonical(), url, plan, query, job });
-        if memoize && !parsed.url.debug {
-            self.parsed.insert(memo_key, parsed.clone());
-        }
-        Ok(parsed)
+        Ok(Parsed { canonical: plan.canonical(), url, plan, query, job })
     }
 }

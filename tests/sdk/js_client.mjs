@@ -16,6 +16,7 @@ const out = {};
 try {
   out.regular = (await client.upload(FILE, {}, { filename: 'noise.png' })).handle;
   out.intelligent = (await client.upload(FILE, { intelligent: true })).handle;
+  out.from_url = (await client.storeURL(`${BASE}/${out.regular}`, { filename: 'copy.png' })).handle;
   const meta = await client.metadata(out.regular, { width: true, height: true, size: true });
   out.metadata = meta;
   console.log(JSON.stringify(out));

@@ -21,6 +21,7 @@ out["regular"] = regular.handle
 out["intelligent"] = client.upload(filepath=FILE, intelligent=True).handle
 out["metadata"] = regular.metadata(attributes_list=["size", "width", "height", "mimetype", "filename", "md5"])
 out["download_sha256"] = hashlib.sha256(regular.get_content()).hexdigest()
+out["from_url"] = client.upload_url(BASE + "/" + regular.handle, store_params={"filename": "copy.png"}).handle
 out["stored"] = regular.resize(width=64).store(filename="small.png").handle
 # delete needs a security object client-side; an open server accepts any
 security = Security({"expiry": 4102444800, "call": ["remove"]}, "an-app-secret-for-the-sdk-test")
