@@ -40,6 +40,16 @@ struct Policy {
     handle: Option<String>,
     #[serde(default)]
     url: Option<String>,
+    /// A regex the storage path of a store or write must match.
+    #[serde(default)]
+    path: Option<String>,
+    /// A regex the storage container of a store or write must match.
+    #[serde(default)]
+    container: Option<String>,
+    #[serde(default, rename = "maxSize")]
+    max_size: Option<u64>,
+    #[serde(default, rename = "minSize")]
+    min_size: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,15 +66,25 @@ pub struct Access<'a> {
     pub urls: Vec<&'a str>,
     /// The request reads a storage alias (never allowed by a handle-bound policy).
     pub alias: bool,
+    /// Where a store or write puts the file, and how large it is, when known.
+    pub target: Target<'a>,
+}
+
+/// What a store or write writes, for the policy's `path`, `container`, `maxSize` and `minSize`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Target<'a> {
+    pub path: Option<&'a str>,
+    pub container: Option<&'a str>,
+    pub size: Option<u64>,
 }
 
 impl<'a> Access<'a> {
     pub fn new(call: Call) -> Access<'a> {
-        Access { call, handles: Vec::new(), urls: Vec::new(), alias: false }
+        Access { call, handles: Vec::new(), urls: Vec::new(), alias: false, target: Target::default() }
     }
 
     pub fn handle(call: Call, handle: &'a str) -> Access<'a> {
-        Access { call, handles: vec![handle], urls: Vec::new(), alias: false }
+        Access { call, handles: vec![handle], urls: Vec::new(), alias: false, target: Target::default() }
     }
 }
 
@@ -129,13 +149,40 @@ impl Security {
             }
         }
         if let Some(pattern) = &policy.url {
-            let re = regex::Regex::new(&format!("^(?:{pattern})$"))
-                .map_err(|_| Error::Forbidden("policy url is not a valid regex".into()))?;
-            if access.urls.iter().any(|u| !re.is_match(u)) {
+            if access.urls.iter().any(|u| !whole_match(pattern, u)) {
                 return Err(Error::Forbidden("policy does not allow this source URL".into()));
             }
         }
-        Ok(())
+        check_target(&policy, &access.target)
+    }
+}
+
+/// Whether `pattern` (a policy regex) matches all of `text`; an invalid regex matches nothing.
+fn whole_match(pattern: &str, text: &str) -> bool {
+    regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(text))
+}
+
+/// The policy's limits on where a file is written and how large it is (checked when known).
+fn check_target(policy: &Policy, target: &Target) -> Result<()> {
+    let refuse = |why: String| Err(Error::Forbidden(why));
+    if let (Some(p), Some(path)) = (&policy.path, target.path) {
+        if !whole_match(p, path) {
+            return refuse(format!("policy does not allow the storage path `{path}`"));
+        }
+    }
+    if let (Some(c), Some(container)) = (&policy.container, target.container) {
+        if !whole_match(c, container) {
+            return refuse(format!("policy does not allow the container `{container}`"));
+        }
+    }
+    match target.size {
+        Some(n) if policy.max_size.is_some_and(|max| n > max) => {
+            refuse(format!("the file is {n} bytes, over the policy's maxSize"))
+        }
+        Some(n) if policy.min_size.is_some_and(|min| n < min) => {
+            refuse(format!("the file is {n} bytes, under the policy's minSize"))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -167,5 +214,43 @@ mod tests {
         let bad = creds("eyJjYWxsIjogWyJyZWFkIiwgImNvbnZlcnQiXSwgImV4cGlyeSI6IDE4OTM0NTYwMDB9", "00");
         assert!(s.authorize(Some(&bad), &read).is_err());
         assert!(s.authorize(None, &read).is_err());
+    }
+
+    fn signed(secret: &str, policy: &serde_json::Value) -> SecurityParams {
+        use base64::Engine;
+        let p = base64::engine::general_purpose::URL_SAFE.encode(policy.to_string());
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(p.as_bytes());
+        creds(&p, &hex::encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn store_limits_on_path_container_and_size() {
+        let secret = "refract-test-secret";
+        let s = Security::new(Some(secret), &[]);
+        let policy = serde_json::json!({
+            "expiry": 4_102_444_800u64, "call": ["store"], "path": "/uploads/.*", "container": "user-[0-9]+",
+            "maxSize": 1000, "minSize": 10,
+        });
+        let c = signed(secret, &policy);
+        let store = |path, container, size| {
+            let mut a = Access::new(Call::Store);
+            a.target = Target { path, container, size };
+            s.authorize(Some(&c), &a)
+        };
+        assert!(store(Some("/uploads/a.jpg"), Some("user-7"), Some(500)).is_ok());
+        assert!(store(None, None, None).is_ok(), "what is not known yet is checked later");
+        for (path, container, size, why) in [
+            (Some("/other/a.jpg"), None, None, "path"),
+            (None, Some("admin"), None, "container"),
+            (None, None, Some(1001), "maxSize"),
+            (None, None, Some(9), "minSize"),
+        ] {
+            let e = store(path, container, size).unwrap_err().to_string();
+            assert!(e.contains(why), "{why}: {e}");
+        }
+        // signed for another secret (another app): refused
+        let other = signed("another-app-secret-xyz", &policy);
+        assert!(s.authorize(Some(&other), &Access::new(Call::Store)).is_err());
     }
 }

@@ -149,3 +149,33 @@ fn requests_that_once_crashed_or_exhausted_the_server() {
     assert_eq!(s.get("/healthz").status(), 200, "the server survived");
     assert_eq!(s.client().head(s.url("/healthz")).send().unwrap().status(), 200);
 }
+
+#[test]
+fn store_policies_limit_path_container_and_size_for_uploads_and_multipart() {
+    let s = TestServer::start_with_env(&[("REFRACT_SECRET", SECRET)]);
+    let text = policy(r#"{"expiry":EXPIRY,"call":["store"],"path":"/avatars/.*","maxSize":4000,"minSize":10}"#);
+    let (p, sig) = (b64(&text), sign(&b64(&text)));
+    let creds = format!("key=k&policy={p}&signature={sig}");
+    let small = vec![7u8; 100];
+    let ok = s.store(&small, &format!("{creds}&path=/avatars/a.bin"));
+    assert_eq!(ok.status(), 200, "{:?}", ok.text());
+    for (body, query, why) in [
+        (vec![7u8; 5000], "path=/avatars/b.bin", "maxSize"),
+        (vec![7u8; 5], "path=/avatars/c.bin", "minSize"),
+        (small.clone(), "path=/private/d.bin", "storage path"),
+    ] {
+        let r = s.store(&body, &format!("{creds}&{query}"));
+        assert_eq!(r.status(), 403, "{why}");
+        let msg = r.json::<serde_json::Value>().unwrap()["error"]["message"].as_str().unwrap().to_string();
+        assert!(msg.contains(why), "{why}: {msg}");
+    }
+    // multipart: the announced size is checked at start, before any part arrives
+    let start = serde_json::json!({"apikey": "k", "filename": "big.bin", "size": 1_000_000,
+        "store": {"path": "/avatars/big.bin"}, "policy": p, "signature": sig});
+    let r = s.client().post(s.url("/multipart/start")).json(&start).send().unwrap();
+    assert_eq!(r.status(), 403);
+    // a policy signed with another app's secret is refused
+    let other = common::sign("another-app-secret-xyz", &p);
+    let r = s.store(&small, &format!("key=k&policy={p}&signature={other}&path=/avatars/e.bin"));
+    assert_eq!(r.status(), 403);
+}

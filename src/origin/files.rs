@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::mediatype;
 use crate::pipeline::format::{sniff, Sniffed};
 use crate::pipeline::{decode, guard, Limits};
-use crate::security::{Access, Call};
+use crate::security::{Access, Call, Target};
 use crate::store::{FileMeta, Spooled, Upload};
 use crate::url::{SecurityParams, SourceSpec};
 
@@ -22,6 +22,19 @@ pub struct FileFields {
     pub creds: Option<SecurityParams>,
     /// The URL a `url=` upload was fetched from.
     pub source_url: Option<String>,
+    /// The size the client announced (multipart `start`), checked against a policy's limits
+    /// before any byte arrives; the real size is checked again once the body is in.
+    pub size: Option<u64>,
+}
+
+/// What an upload asks of a policy: a store (or a write of `overwrite`), where, how large.
+fn upload_access<'a>(fields: &'a FileFields, overwrite: Option<&'a str>, size: Option<u64>) -> Access<'a> {
+    let mut access = match overwrite {
+        None => Access::new(Call::Store),
+        Some(handle) => Access::handle(Call::Write, handle),
+    };
+    access.target = Target { path: fields.path.as_deref(), container: fields.container.as_deref(), size };
+    access
 }
 
 impl FileFields {
@@ -34,6 +47,7 @@ impl FileFields {
             apikey: query.get("key"),
             creds: query.security(),
             source_url: None,
+            size: None,
         }
     }
 }
@@ -45,15 +59,13 @@ impl Origin {
     /// Everything checked before an upload's body is read: credentials, the file to overwrite,
     /// the declared type, and a free upload slot (503 when all are taken).
     pub async fn begin_upload(&self, fields: &FileFields, overwrite: Option<&str>) -> Result<UploadSlot<'_>> {
-        match overwrite {
-            None => {
-                self.security.check_apikey(fields.apikey.as_deref(), true)?;
-                self.security.authorize(fields.creds.as_ref(), &Access::new(Call::Store))?;
-            }
-            Some(handle) => {
-                self.security.authorize(fields.creds.as_ref(), &Access::handle(Call::Write, handle))?;
-                self.store.meta(handle).await?;
-            }
+        if overwrite.is_none() {
+            self.security.check_apikey(fields.apikey.as_deref(), true)?;
+        }
+        // credentials first: whether a handle exists is not told to whoever may not write it
+        self.security.authorize(fields.creds.as_ref(), &upload_access(fields, overwrite, fields.size))?;
+        if let Some(handle) = overwrite {
+            self.store.meta(handle).await?;
         }
         fields.mimetype.as_deref().map(mediatype::parse_declared).transpose()?;
         self.uploads.try_acquire().map(UploadSlot).map_err(|_| Error::Overloaded)
@@ -65,6 +77,7 @@ impl Origin {
         if spooled.size == 0 {
             return Err(Error::bad("the upload is empty"));
         }
+        self.security.authorize(fields.creds.as_ref(), &upload_access(&fields, overwrite, Some(spooled.size)))?;
         let (limits, name, declared) = (self.limits(), fields.filename.clone(), fields.mimetype.clone());
         // probing parses the file: on the blocking pool, over the spooled file mapped into memory
         let (spooled, inspected) = tokio::task::spawn_blocking(move || {

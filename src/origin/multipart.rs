@@ -128,6 +128,7 @@ impl Origin {
             apikey: call.apikey.clone(),
             creds: call.creds(),
             source_url: None,
+            size: Some(size),
         };
         drop(self.begin_upload(&fields, None).await?);
         self.sweep_multipart();
