@@ -432,7 +432,7 @@ pub static TASKS: &[TaskSpec] = &[
     t("store", true, Control, STORE_OPTS),
     t("fallback", false, Control, &[o("handle", "file", Str), o("cache", "", Int(0, 31536000))]),
     t("content", false, Control, &[o("filename", "", Str), o("type", "", Enum(&["inline", "attachment"]))]),
-    t("zip", true, NotImplemented, NONE),
+    t("zip", true, Control, NONE),
     // recognition, documents, audio/video and other services
     t("tags", true, NotImplemented, NONE),
     t("sfw", true, NotImplemented, NONE),

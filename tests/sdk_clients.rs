@@ -88,6 +88,14 @@ fn filestack_python_uploads_reads_stores_and_deletes() {
     assert_eq!((meta["width"].as_u64(), meta["mimetype"].as_str()), (Some(2048), Some("image/png")), "{meta}");
     assert_eq!(meta["filename"], "noise.png");
     assert_eq!(out["download_sha256"].as_str(), Some(sha256(&original).as_str()));
+    // client.zip: both files, under their names (the second renamed), with their bytes
+    let zip = out["zip"].as_object().unwrap_or_else(|| panic!("no zip in {out}"));
+    assert_eq!(zip.len(), 2, "{zip:?}");
+    assert!(zip.values().all(|h| h.as_str() == Some(sha256(&original).as_str())), "{zip:?}");
+    assert!(zip.contains_key("noise.png") && zip.contains_key("copy.png"), "{zip:?}");
+    let regular = out["regular"].as_str().unwrap();
+    let missing = s.get(&format!("/k/zip/[{regular},AAAAAAAAAAAAAAAAAAAA]"));
+    assert_eq!(missing.status(), 404, "a missing file is a 404 before any byte of the archive");
     let stored = out["stored"].as_str().unwrap();
     assert_eq!(decode(&s.get(&format!("/{stored}")).bytes().unwrap()).width(), 64, "python store()");
     let deleted = out["deleted"].as_str().unwrap();

@@ -50,6 +50,12 @@ impl Delivery<'_> {
             self.common_headers(&mut b, etag);
             return Ok(b.finish());
         }
+        if let Body::Stream(_) = &self.file.body {
+            let mut b = HttpResponse::Ok();
+            self.common_headers(&mut b, etag);
+            b.insert_header((header::ACCEPT_RANGES, "none"));
+            return Ok(b.streaming(self.file.body.open(None).await?));
+        }
         let total = self.file.body.len();
         let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
         let if_range_ok = req.headers().get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| v == etag);

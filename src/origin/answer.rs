@@ -62,6 +62,8 @@ pub enum Body {
         key: String,
         size: u64,
     },
+    /// Bytes produced as they are sent (a ZIP of several files): no length, no ranges.
+    Stream(Arc<std::sync::Mutex<Option<ByteStream>>>),
 }
 
 impl Body {
@@ -70,6 +72,7 @@ impl Body {
             Body::Bytes(b) => b.len() as u64,
             Body::Stored { meta, .. } => meta.size,
             Body::Object { size, .. } => *size,
+            Body::Stream(_) => 0,
         }
     }
 
@@ -89,6 +92,9 @@ impl Body {
             }
             Body::Stored { store, meta } => Ok(store.stream(meta, range).await?),
             Body::Object { backend, key, .. } => Ok(backend.get(key, range).await?),
+            Body::Stream(s) => {
+                s.lock().unwrap().take().ok_or_else(|| crate::error::Error::internal("stream sent twice"))
+            }
         }
     }
 }
@@ -99,6 +105,7 @@ impl std::fmt::Debug for Body {
             Body::Bytes(b) => write!(f, "Bytes({})", b.len()),
             Body::Stored { meta, .. } => write!(f, "Stored({}, {})", meta.handle, meta.size),
             Body::Object { key, size, .. } => write!(f, "Object({key}, {size})"),
+            Body::Stream(_) => f.write_str("Stream"),
         }
     }
 }

@@ -13,6 +13,7 @@ mod process;
 mod process_api;
 mod request;
 mod store_task;
+mod zip;
 
 pub use answer::{Answer, Body, Caching, Disposition, FileAnswer};
 pub use derive::Outcome;
@@ -36,7 +37,7 @@ pub struct Origin {
     pub public_url: String,
     pub store: Arc<Store>,
     pub cache: Arc<Cache>,
-    pub sources: Sources,
+    pub sources: Arc<Sources>,
     pub security: Security,
     pub pool: Pool,
     /// Uploads being read; more are refused (503) rather than buffered.
@@ -63,7 +64,7 @@ impl Origin {
         let cache = Arc::new(Cache::open(dir, config.cache_max_bytes, config.cache_memory_bytes)?);
         Ok(Origin {
             public_url,
-            sources: Sources::new(&config, store.clone())?,
+            sources: Arc::new(Sources::new(&config, store.clone())?),
             security: Security::new(config.secret.as_deref(), &config.api_keys),
             pool: Pool::new(config.workers(), config.queue_len),
             uploads: tokio::sync::Semaphore::new(config.max_concurrent_uploads),

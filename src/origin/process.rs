@@ -34,6 +34,9 @@ impl Origin {
         if req.method == Method::Post {
             return Err(Error::MethodNotAllowed);
         }
+        if plan.zip() && parsed.job.is_none() {
+            return Ok(Answer::File(Box::new(self.zip(&url.source, plan.cache).await?)));
+        }
         let fallback = plan.fallback()?;
         let answer = match &parsed.job {
             None => self.deliver(&url.source, parsed.query.download).await,

@@ -62,6 +62,11 @@ impl Plan {
         Ok(Some(Fallback { file, max_age }))
     }
 
+    /// `zip`: the sources as one ZIP archive.
+    pub fn zip(&self) -> bool {
+        self.control("zip").is_some()
+    }
+
     pub fn content(&self) -> Content {
         let Some(task) = self.control("content") else { return Content::default() };
         Content { filename: text(task, "filename"), attachment: text(task, "type").as_deref() == Some("attachment") }
