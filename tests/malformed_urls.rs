@@ -912,7 +912,10 @@ impl Gen {
 /// Security segments: (structurally malformed — refused whatever the configuration,
 /// well-formed but unverifiable — refused when the server has a secret).
 fn security_forms() -> (Vec<String>, Vec<String>) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    // one instant per run: the generator must give the same URLs however often it is called
+    static NOW: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let now =
+        *NOW.get_or_init(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
     let p_ok = b64(format!(r#"{{"expiry":{},"call":["read","convert"]}}"#, now + 3600).as_bytes(), true);
     let zeros = "0".repeat(64);
     let malformed = vec![
