@@ -289,6 +289,10 @@ impl ResponseError for Error {
             let id = REQUEST_ID.try_with(|id| *id).unwrap_or(0);
             serde_json::json!({ "status": status, "message": "internal error", "request_id": id.to_string() })
         } else {
+            if matches!(status, 401 | 403) {
+                // who was refused what, and why; never the credentials themselves
+                tracing::warn!(status, reason = %self, "refused");
+            }
             if let Some(detail) = self.detail() {
                 tracing::warn!(status, error = %self, detail, "request failed");
             }
