@@ -13,22 +13,21 @@ impl Origin {
     /// carry script are always attachments (see `mediatype`).
     pub async fn deliver(&self, source: &SourceSpec, download: bool) -> Result<FileAnswer> {
         let version = self.sources.version(source).await?;
-        let (body, content_type, filename) = match source {
-            SourceSpec::Handle { handle } => {
+        let (body, content_type, filename) = match (source, self.sources.alias_object(source)?) {
+            (SourceSpec::Handle { handle }, _) => {
                 // streamed from the backend when the front knows the range to send
                 let meta = self.store.meta(handle).await?;
                 let (content_type, filename) = (meta.mimetype.clone(), meta.filename.clone());
                 (Body::Stored { store: self.store.clone(), meta }, content_type, filename)
             }
-            other if self.sources.alias_object(other)?.is_some() => {
+            (other, Some((backend, key))) => {
                 // streamed from the alias's backend; the type from the first bytes
-                let (backend, key) = self.sources.alias_object(other)?.expect("an alias object");
                 let head = self.sources.alias_head(backend.as_ref(), &key, other.identity()).await?;
                 let info = backend.head(&key).await?;
                 let size = info.ok_or_else(|| crate::source::SourceError::Missing(other.identity()))?.size;
                 (Body::Object { backend, key, size }, sniffed_type(&head), source_file_name(other))
             }
-            other => {
+            (other, None) => {
                 let bytes = self.sources.fetch(other).await?;
                 let content_type = sniffed_type(&bytes);
                 (Body::Bytes(bytes), content_type, source_file_name(other))
