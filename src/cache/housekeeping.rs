@@ -69,13 +69,13 @@ impl Cache {
     /// When over the budget, remove the least recently used entries until 90% of it is left, so
     /// that the next few writes do not put the cache straight back over.
     fn evict_to_budget(&self) -> usize {
-        if self.disk_bytes.load(Ordering::Relaxed) <= self.max_bytes {
+        if self.disk_bytes() <= self.max_bytes {
             return 0;
         }
         let target = self.max_bytes / 10 * 9;
         let mut removed = 0;
         for (at, key) in self.index.least_recent() {
-            if self.disk_bytes.load(Ordering::Relaxed) <= target {
+            if self.disk_bytes() <= target {
                 break;
             }
             removed += usize::from(self.discard(&key, Expect::Accessed(at)));

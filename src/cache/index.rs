@@ -103,10 +103,28 @@ impl Tx<'_> {
     }
 }
 
+/// Open the sled database, waiting a little for a lock still held: sled releases its file lock
+/// when its flusher thread ends, shortly after the last handle drops, so an in-process reopen
+/// (or a restart overlapping the old process's exit) sees `WouldBlock` for a moment.
+pub(super) fn open_db(path: &Path) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(path) {
+            // sled reports a held lock as `ErrorKind::Other` with this message
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(25))
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Index {
     /// Open the index; returns it with the bytes its entries account for.
     pub(super) fn open(path: &Path) -> Result<(Index, u64), String> {
-        let db = sled::open(path).map_err(|e| format!("cannot open cache index: {e}"))?;
+        let db = open_db(path).map_err(|e| format!("cannot open cache index: {e}"))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| format!("cannot open cache index tree {name}: {e}"));
         let (entries, by_source) = (tree("entries")?, tree("by_source")?);
         let (by_expiry, by_access) = (tree("by_expiry")?, tree("by_access")?);

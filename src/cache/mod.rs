@@ -22,7 +22,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::metrics::METRICS;
@@ -87,7 +87,9 @@ pub struct Cache {
     /// Memory hits whose access time the index should learn; written by the sweeper, so a hit
     /// on the async executor never waits for sled.
     touched: Mutex<HashMap<Key, u64>>,
-    disk_bytes: AtomicU64,
+    /// Signed: a removal may be accounted before the write it undoes, so the sum can dip below
+    /// zero for a moment; clamping there would lose bytes for good.
+    disk_bytes: AtomicI64,
     max_bytes: u64,
     /// Wakes the housekeeper as soon as a write takes the disk tier over its budget, so the
     /// overshoot lasts one housekeeping run, not one sweep interval.
@@ -118,7 +120,7 @@ impl Cache {
             blobs,
             hot,
             touched: Default::default(),
-            disk_bytes: AtomicU64::new(disk),
+            disk_bytes: AtomicI64::new(disk as i64),
             max_bytes,
             over_budget: tokio::sync::Notify::new(),
             runs: AtomicU64::new(0),
@@ -181,7 +183,7 @@ impl Cache {
         if let Err(e) = self.write_disk(key, &cached) {
             tracing::warn!(error = %e, "cache write failed; entry kept in memory only");
         }
-        if self.disk_bytes.load(Ordering::Relaxed) > self.max_bytes {
+        if self.disk_bytes() > self.max_bytes {
             self.over_budget.notify_one();
         }
         cached
@@ -201,9 +203,14 @@ impl Cache {
     }
 
     fn account(&self, add: u64, sub: u64) {
-        let update = |v: u64| Some((v + add).saturating_sub(sub));
-        let prev = self.disk_bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, update).unwrap_or(0);
-        METRICS.cache_disk_bytes.set(((prev + add).saturating_sub(sub)) as i64);
+        let delta = add as i64 - sub as i64;
+        let now = self.disk_bytes.fetch_add(delta, Ordering::Relaxed) + delta;
+        METRICS.cache_disk_bytes.set(now.max(0));
+    }
+
+    /// Bytes the disk tier holds (never negative, even while a removal overtakes its write).
+    fn disk_bytes(&self) -> u64 {
+        self.disk_bytes.load(Ordering::Relaxed).max(0) as u64
     }
 
     /// Remove the entry `key` holds if it is still the one `expect` describes, with its blob and

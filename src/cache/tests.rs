@@ -40,7 +40,7 @@ fn get_cold(cache: &Cache, k: &Key) -> Option<Arc<Cached>> {
 
 fn consistent(cache: &Cache) {
     let total = cache.index.check_consistent();
-    assert_eq!(cache.disk_bytes.load(Ordering::Relaxed), total, "byte accounting");
+    assert_eq!(cache.disk_bytes(), total, "byte accounting");
 }
 
 fn age(path: &Path, secs: u64) {
@@ -82,7 +82,7 @@ fn put_never_evicts_housekeeping_does() {
         assert_eq!(cache.index.get(k).is_some(), !(2..5).contains(&i), "entry {i}");
         assert_eq!(cache.blobs.path(k).exists(), !(2..5).contains(&i), "blob {i}");
     }
-    assert_eq!(cache.disk_bytes.load(Ordering::Relaxed), 900);
+    assert_eq!(cache.disk_bytes(), 900);
     consistent(&cache);
 }
 
@@ -142,7 +142,7 @@ fn replacing_an_entry_moves_its_keys_and_bytes() {
     assert_eq!(cache.index.lens(), [1, 2, 1, 1]);
     cache.put(&k, Bytes::from(vec![2; 120]), meta(&[2; 120], t + 500, t - 10, "new-source"));
     assert_eq!(cache.index.lens(), [1, 1, 1, 1]);
-    assert_eq!(cache.disk_bytes.load(Ordering::Relaxed), 120);
+    assert_eq!(cache.disk_bytes(), 120);
     assert_eq!(get_cold(&cache, &k).unwrap().bytes[0], 2);
     assert_eq!(cache.purge_source("old-source"), 0);
     consistent(&cache);
@@ -157,7 +157,7 @@ fn reopen_keeps_everything() {
         (0..4).map(|i| put(&cache, &format!("r{i}"), 50 + i as usize, t + 100, t - 10, "s")).collect()
     };
     let cache = open(dir.path(), 1 << 20);
-    assert_eq!(cache.disk_bytes.load(Ordering::Relaxed), 50 + 51 + 52 + 53);
+    assert_eq!(cache.disk_bytes(), 50 + 51 + 52 + 53);
     assert_eq!(cache.index.lens(), [4, 4, 4, 4]);
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(cache.get(k).unwrap().bytes.len(), 50 + i);
@@ -176,7 +176,7 @@ fn an_index_without_ordered_trees_is_rebuilt_on_open() {
     };
     {
         // what an older version left: entries and by_source only
-        let db = sled::open(dir.path().join("cache/index")).unwrap();
+        let db = super::index::open_db(&dir.path().join("cache/index")).unwrap();
         assert!(db.drop_tree("by_expiry").unwrap() && db.drop_tree("by_access").unwrap());
         db.remove(b"cache.ordered-trees.v1").unwrap();
         db.flush().unwrap();
@@ -238,7 +238,7 @@ fn a_torn_or_missing_blob_is_dropped_on_read() {
     assert!(get_cold(&cache, &lost).is_none());
     assert!(!cache.blobs.path(&torn).exists());
     assert_eq!(cache.index.lens(), [0, 0, 0, 0]);
-    assert_eq!(cache.disk_bytes.load(Ordering::Relaxed), 0);
+    assert_eq!(cache.disk_bytes(), 0);
     consistent(&cache);
 }
 
@@ -266,7 +266,7 @@ fn concurrent_writers_readers_and_housekeeping_keep_the_trees_consistent() {
     });
     consistent(&cache);
     cache.housekeep();
-    assert!(cache.disk_bytes.load(Ordering::Relaxed) <= 2000);
+    assert!(cache.disk_bytes() <= 2000);
     consistent(&cache);
 }
 
