@@ -56,6 +56,9 @@ pub struct Config {
     pub secret: Option<String>,
     /// Accepted API keys; empty accepts any.
     pub api_keys: Vec<String>,
+    /// Applications, each with its API key, secrets and limits (`[[apps]]`). With none (and no
+    /// `secret`), the server is open.
+    pub apps: Vec<AppConfig>,
     pub log_format: LogFormat,
     /// `max-age` of 4xx answers, so an edge absorbs repeated bad requests.
     pub error_max_age_secs: u64,
@@ -103,6 +106,7 @@ impl Default for Config {
             allow_private_networks: false,
             secret: None,
             api_keys: Vec::new(),
+            apps: Vec::new(),
             log_format: LogFormat::Human,
             error_max_age_secs: 60,
             store: StoreConfig::Fs { root: None },
@@ -206,7 +210,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         let bad = |field: &str, why: &str| Err(format!("configuration: `{field}` {why}"));
         if let Some(secret) = &self.secret {
-            if secret.len() < MIN_SECRET_LEN || secret.bytes().all(|b| b == secret.as_bytes()[0]) {
+            if weak_secret(secret) {
                 return bad(
                     "secret",
                     &format!(
@@ -215,6 +219,7 @@ impl Config {
                 );
             }
         }
+        self.validate_apps()?;
         let ranges: [(&str, u64, u64, u64); 9] = [
             ("max_pixels", self.max_pixels, 1, 1 << 32),
             ("max_upload_bytes", self.max_upload_bytes, 1, 1 << 40),
@@ -240,6 +245,31 @@ impl Config {
         Ok(())
     }
 
+    /// Each app: a key, one or two strong secrets, a signature requirement it can meet, and a
+    /// key no other app has.
+    fn validate_apps(&self) -> Result<(), String> {
+        let mut keys = std::collections::HashSet::new();
+        for (i, app) in self.apps.iter().enumerate() {
+            let bad = |why: String| Err(format!("configuration: `apps[{i}]` {why}"));
+            if app.api_key.trim().is_empty() || app.api_key.contains(['/', '?', '#', ' ']) {
+                return bad("needs an `api_key` without `/`, `?`, `#` or spaces".into());
+            }
+            if !keys.insert(app.api_key.as_str()) || self.api_keys.contains(&app.api_key) {
+                return bad(format!("repeats the API key `{}`", app.api_key));
+            }
+            if app.secrets.len() > 2 {
+                return bad("has more than two secrets (one, or two during a rotation)".into());
+            }
+            if app.secrets.iter().any(|s| weak_secret(s)) {
+                return bad(format!("has a secret shorter than {MIN_SECRET_LEN} bytes or without entropy"));
+            }
+            if app.require_signature == Some(true) && app.secrets.is_empty() {
+                return bad("requires signatures but has no secret to verify them".into());
+            }
+        }
+        Ok(())
+    }
+
     pub fn workers(&self) -> usize {
         if self.workers == 0 {
             num_cpus::get().max(1)
@@ -253,8 +283,49 @@ impl Config {
     }
 }
 
+/// An application: what selects it (its API key), what verifies its policies (one secret, or
+/// two while rotating), and what it may touch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    pub api_key: String,
+    /// One secret, or two during a rotation (both verify).
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Every call needs a valid policy; defaults to true when the app has a secret.
+    #[serde(default)]
+    pub require_signature: Option<bool>,
+    /// Store `location`s the app may write (`s3`, `gcs`, `azure`, …); empty allows any.
+    #[serde(default)]
+    pub storage: Vec<String>,
+    /// Containers the app may store to; empty allows any.
+    #[serde(default)]
+    pub containers: Vec<String>,
+    /// Storage aliases the app may read; absent allows every configured alias.
+    #[serde(default)]
+    pub aliases: Option<Vec<String>>,
+    /// How the answers of an app that requires signatures are cached.
+    #[serde(default)]
+    pub private_caching: PrivateCaching,
+}
+
+/// `no-cache`: an edge may store the answer once and must revalidate it with Refract at every
+/// use, each user's credentials forwarded (one stored copy for all users). `private`: only the
+/// user's own browser may store it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrivateCaching {
+    #[default]
+    NoCache,
+    Private,
+}
+
 /// Shorter app secrets are refused at start: an HMAC key that can be guessed protects nothing.
 pub const MIN_SECRET_LEN: usize = 16;
+
+fn weak_secret(secret: &str) -> bool {
+    secret.len() < MIN_SECRET_LEN || secret.bytes().all(|b| b == secret.as_bytes()[0])
+}
 
 fn env_value(v: &str, list: bool) -> toml::Value {
     if list {

@@ -15,7 +15,9 @@ pub enum Error {
     BadRequest { message: String, task: Option<String>, option: Option<String> },
     /// The task (or one of its options) parses but Refract does not implement it (yet).
     NotImplemented { task: String, option: Option<String> },
-    /// Credentials missing or invalid for this call.
+    /// No credentials where the app requires them (401).
+    Unauthorized(String),
+    /// Credentials invalid or not enough for this call (403).
     Forbidden(String),
     /// Unknown handle, alias or route.
     NotFound(String),
@@ -120,6 +122,7 @@ impl fmt::Display for Error {
                 write!(f, "option `{o}` of task `{task}` is not implemented by this server")
             }
             Error::Forbidden(m)
+            | Error::Unauthorized(m)
             | Error::NotFound(m)
             | Error::PayloadTooLarge(m)
             | Error::Timeout(m)

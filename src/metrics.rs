@@ -15,6 +15,7 @@ pub struct Metrics {
     pub transform_seconds: Histogram,
     pub queue_depth: IntGauge,
     pub source_fetches: IntCounterVec,
+    pub not_modified: IntCounterVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -61,6 +62,11 @@ impl Metrics {
             transforms: counter_vec("refract_transforms_total", "Transforms run, by outcome", &["outcome"]),
             transform_seconds,
             queue_depth: gauge("refract_transform_queue_depth", "Transforms waiting for or holding a worker"),
+            not_modified: counter_vec(
+                "refract_not_modified_total",
+                "304 answers: `index` decided from the derivative cache index alone, `answer` after building it",
+                &["from"],
+            ),
             source_fetches: counter_vec("refract_source_fetches_total", "Source fetches by kind", &["kind"]),
             registry,
         }

@@ -909,7 +909,7 @@ fn weak_secrets_stop_the_server_before_it_listens() {
     let mut s = TestServer::start_with_env(&[("REFRACT_SECRET", "0123456789abcdef")]);
     assert_eq!(get(&mut s, "/healthz").status, 200);
     let a = post(&mut s, "/api/store/S3?key=k&filename=a.png", solid_png(8, 8, [1, 2, 3]));
-    assert_eq!(a.status, 403, "with a secret, an unsigned store is refused: {}", short(&a.body));
+    assert_eq!(a.status, 401, "with a secret, an unsigned store is refused: {}", short(&a.body));
 }
 
 /// Unknown `REFRACT_*` variables (Kubernetes service links) are warned about and ignored; an

@@ -31,10 +31,15 @@ fn noise_png(dir: &Path) -> (PathBuf, Vec<u8>) {
 }
 
 fn run(program: &Path, script: &str, base: &str, file: &Path) -> serde_json::Value {
+    run_with(program, script, base, file, &[])
+}
+
+fn run_with(program: &Path, script: &str, base: &str, file: &Path, env: &[(&str, &str)]) -> serde_json::Value {
     let out = Command::new(program)
         .arg(sdk_dir().join(script))
         .arg(base)
         .arg(file)
+        .envs(env.iter().copied())
         .current_dir(sdk_dir())
         .output()
         .unwrap_or_else(|e| panic!("run {script}: {e}; run `bash tests/sdk/setup.sh` first"));
@@ -103,6 +108,44 @@ fn filestack_python_uploads_reads_stores_and_deletes() {
     // every session was completed: no parts left behind
     let parts = s.data_dir.join("spool/multipart");
     assert_eq!(std::fs::read_dir(&parts).map(|d| d.count()).unwrap_or(0), 0, "multipart parts left");
+}
+
+#[test]
+fn filestack_python_signs_every_call_for_an_app_that_requires_it() {
+    const SECRET: &str = "sdk-app-secret-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let (file, original) = noise_png(dir.path());
+    let config = format!(
+        "source_allow_hosts = [\"127.0.0.1/32\"]\n[[apps]]\napi_key = \"AhTgLagciQByzXpFGRI0Az\"\nsecrets = [\"{SECRET}\"]\n"
+    );
+    let s = TestServer::start_with_config(&config);
+    let out = run_with(
+        &sdk_dir().join(".venv/bin/python"),
+        "py_client.py",
+        &s.base,
+        &file,
+        &[("REFRACT_SDK_SECRET", SECRET)],
+    );
+    // the SDK's own signatures opened every call; ours open the results, nothing opens them unsigned
+    let policy = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE.encode(r#"{"expiry": 4102444800, "call": ["read", "convert"]}"#)
+    };
+    let signed = format!("policy={policy}&signature={}", common::sign(SECRET, &policy));
+    let regular = out["regular"].as_str().unwrap();
+    assert_eq!(s.get(&format!("/{regular}")).status(), 401, "an unsigned read");
+    let body = s.get(&format!("/{regular}?{signed}")).bytes().unwrap();
+    assert_eq!(sha256(&body), sha256(&original));
+    assert_eq!(out["metadata"]["width"].as_u64(), Some(2048), "{}", out["metadata"]);
+    assert_eq!(out["download_sha256"].as_str(), Some(sha256(&original).as_str()));
+    let copy = out["from_url"].as_str().unwrap();
+    assert_eq!(sha256(&s.get(&format!("/{copy}?{signed}")).bytes().unwrap()), sha256(&original), "upload_url");
+    assert_eq!(out["zip"].as_object().map(|z| z.len()), Some(2), "{out}");
+    assert_eq!(out["unsigned_store_status"], 401, "the SDK's store() does not sign: {out}");
+    let stored = out["stored"].as_str().unwrap();
+    assert_eq!(decode(&s.get(&format!("/{stored}?{signed}")).bytes().unwrap()).width(), 64, "store, signed");
+    let deleted = out["deleted"].as_str().unwrap();
+    assert_eq!(s.get(&format!("/{deleted}?{signed}")).status(), 404, "delete()");
 }
 
 #[test]

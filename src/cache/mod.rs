@@ -146,6 +146,17 @@ impl Cache {
 
     /// Hot tier, then disk (blocking I/O: call from the blocking pool). A disk hit moves the entry
     /// to the young end of the LRU order.
+    /// An entry's description without reading its bytes: a conditional request needs only the
+    /// checksum. Its memory copy, else the index (whose blob may since have gone: the asker
+    /// holds the bytes, and the checksum says they are still right).
+    pub fn peek(&self, key: &Key) -> Option<EntryMeta> {
+        if let Some(hit) = self.get_hot(key) {
+            return Some(hit.meta.clone());
+        }
+        let (_, meta) = self.index.get(key)?;
+        (meta.expires > now()).then_some(meta)
+    }
+
     pub fn get(&self, key: &Key) -> Option<Arc<Cached>> {
         if let Some(hit) = self.get_hot(key) {
             return Some(hit);

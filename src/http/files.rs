@@ -4,7 +4,8 @@
 use super::respond::answer;
 use super::Shared;
 use crate::error::{Error, Result};
-use crate::origin::{FileFields, Origin, QueryParams};
+use crate::origin::{Asker, FileFields, Origin, QueryParams};
+use crate::security::Credentials;
 use crate::store::Spooled;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
@@ -108,7 +109,11 @@ async fn upload(
     payload: web::Payload,
     overwrite: Option<&str>,
 ) -> Result<HttpResponse> {
-    let mut fields = FileFields::from_query(&QueryParams::parse(req.uri().query()));
+    let query = QueryParams::parse(req.uri().query());
+    let mut fields = FileFields::from_query(&query);
+    fields.creds = asker(req, &query)?.creds;
+    // `/api/store/{location}`
+    fields.location = req.match_info().get("storage").map(str::to_string);
     let _slot = origin.begin_upload(&fields, overwrite).await?;
     let (spooled, part) = read_body(req, origin, payload).await?;
     fields.filename = fields.filename.or(part.filename);
@@ -116,9 +121,32 @@ async fn upload(
     Ok(answer(req, origin.finish_upload(spooled, fields, overwrite).await?).await)
 }
 
-/// `POST /api/store/{storage}`
+/// `POST /api/store/{location}`
 pub async fn store(req: HttpRequest, origin: Shared, payload: web::Payload) -> Result<HttpResponse> {
     upload(&req, &origin, payload, None).await
+}
+
+/// Who asks a file call: `key`, and the query's policy or else the `Authorization` header.
+pub fn asker(req: &HttpRequest, query: &QueryParams) -> Result<Asker> {
+    let creds = match query.security() {
+        Some(p) => Some(p.into()),
+        None => bearer(req)?,
+    };
+    Ok(Asker { apikey: query.get("key"), creds })
+}
+
+/// Credentials of an `Authorization: Bearer` header; a malformed one is a 401.
+pub fn bearer(req: &HttpRequest) -> Result<Option<Credentials>> {
+    let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) else { return Ok(None) };
+    let parsed = match value.to_str() {
+        Ok(v) => Credentials::from_authorization(v),
+        Err(_) => Err(Error::Unauthorized("the Authorization header is not ASCII".into())),
+    };
+    // refused before any app is known: logged here, as the security module logs its refusals
+    if let Err(e) = &parsed {
+        tracing::warn!(app = "-", call = "-", reason = %e, "refused");
+    }
+    parsed.map(Some)
 }
 
 /// `POST /api/file/{handle}`: overwrite, then drop every derivative of the old bytes.
@@ -134,17 +162,17 @@ pub async fn overwrite(
 /// `DELETE /api/file/{handle}`
 pub async fn delete(req: HttpRequest, origin: Shared, handle: web::Path<String>) -> Result<HttpResponse> {
     let query = QueryParams::parse(req.uri().query());
-    Ok(answer(&req, origin.delete_file(&handle, query.security().as_ref()).await?).await)
+    Ok(answer(&req, origin.delete_file(&handle, &asker(&req, &query)?).await?).await)
 }
 
 /// `GET|HEAD /api/file/{handle}`
 pub async fn read(req: HttpRequest, origin: Shared, handle: web::Path<String>) -> Result<HttpResponse> {
     let query = QueryParams::parse(req.uri().query());
-    Ok(answer(&req, origin.read_file(&handle, &query).await?).await)
+    Ok(answer(&req, origin.read_file(&handle, &query, &asker(&req, &query)?).await?).await)
 }
 
 /// `GET /api/file/{handle}/metadata`
 pub async fn metadata(req: HttpRequest, origin: Shared, handle: web::Path<String>) -> Result<HttpResponse> {
     let query = QueryParams::parse(req.uri().query());
-    Ok(answer(&req, origin.metadata(&handle, &query).await?).await)
+    Ok(answer(&req, origin.metadata(&handle, &query, &asker(&req, &query)?).await?).await)
 }

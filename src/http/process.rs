@@ -21,7 +21,8 @@ pub async fn handle(req: HttpRequest, origin: Shared) -> Result<HttpResponse> {
     let path = req.uri().path();
     if let Some(handle) = metadata_route(path) {
         let query = QueryParams::parse(req.uri().query());
-        return Ok(answer(&req, origin.metadata(handle, &query).await?).await);
+        let asker = super::files::asker(&req, &query)?;
+        return Ok(answer(&req, origin.metadata(handle, &query, &asker).await?).await);
     }
     let parsed = origin.parse(path, req.uri().query())?;
     let peer = req.conn_data::<PeerSocket>().copied();
@@ -30,6 +31,8 @@ pub async fn handle(req: HttpRequest, origin: Shared) -> Result<HttpResponse> {
         method,
         accepts: accepts(req.headers().get("accept").and_then(|v| v.to_str().ok()).unwrap_or("")),
         client_gone: peer.map(|p| Arc::new(move || p.gone()) as crate::origin::ClientGone),
+        bearer: super::files::bearer(&req)?,
+        if_none_match: super::respond::if_none_match(&req),
     };
     Ok(answer(&req, origin.process(request).await?).await)
 }

@@ -2,7 +2,7 @@
 //! errors become status codes.
 
 use crate::error::Error;
-use crate::origin::{Answer, Body, Caching, Disposition, FileAnswer};
+use crate::origin::{etag_of, Answer, Body, Caching, Disposition, FileAnswer, REVALIDATED};
 use crate::pipeline::PipelineError;
 use crate::source::SourceError;
 use crate::store::StoreError;
@@ -29,7 +29,7 @@ pub async fn answer(req: &HttpRequest, answer: Answer) -> HttpResponse {
     match answer {
         Answer::Json(value) => json(value),
         Answer::File(file) => {
-            let etag = format!("\"{}\"", &file.checksum[..file.checksum.len().min(32)]);
+            let etag = format!("\"{}\"", etag_of(&file.checksum));
             let modified = UNIX_EPOCH + Duration::from_secs(file.modified);
             let delivery = Delivery { file: &file, etag, modified };
             match delivery.respond(req).await {
@@ -45,10 +45,17 @@ impl Delivery<'_> {
     /// (only the range asked) once the answer is known, and never for HEAD.
     async fn respond(self, req: &HttpRequest) -> Result<HttpResponse, Error> {
         let etag = self.etag.as_str();
+        let from_index = self.file.cache_status == REVALIDATED;
         if not_modified(req, etag, self.modified) {
+            let from = if from_index { "index" } else { "answer" };
+            crate::metrics::METRICS.not_modified.with_label_values(&[from]).inc();
             let mut b = HttpResponse::NotModified();
             self.common_headers(&mut b, etag);
             return Ok(b.finish());
+        }
+        if from_index {
+            // the service answered without bytes because the tag matched; it must match here too
+            return Err(Error::internal("a revalidated answer whose tag does not match If-None-Match"));
         }
         if let Body::Stream(_) = &self.file.body {
             let mut b = HttpResponse::Ok();
@@ -124,6 +131,10 @@ impl Delivery<'_> {
                 b.insert_header((header::CACHE_CONTROL, "no-cache"));
                 b.insert_header(("CDN-Cache-Control", "no-cache"));
             }
+            Caching::Private => {
+                b.insert_header((header::CACHE_CONTROL, "private, no-cache"));
+                b.insert_header(("CDN-Cache-Control", "no-store"));
+            }
             Caching::NoStore => {
                 b.insert_header((header::CACHE_CONTROL, "no-store"));
                 b.insert_header(("Surrogate-Control", "no-store"));
@@ -159,6 +170,15 @@ fn disposition(d: &Disposition) -> String {
     }
     let encoded = percent_encoding::utf8_percent_encode(filename, percent_encoding::NON_ALPHANUMERIC);
     format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// The entity tags of `If-None-Match`, unquoted, for the service layer.
+pub fn if_none_match(req: &HttpRequest) -> Vec<String> {
+    let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) else { return Vec::new() };
+    inm.split(',')
+        .map(|t| t.trim().trim_start_matches("W/").trim_matches('"').to_string())
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 fn not_modified(req: &HttpRequest, etag: &str, modified: SystemTime) -> bool {
@@ -214,6 +234,7 @@ fn parse_range(h: &str, total: u64) -> RangeAnswer {
 pub fn status(e: &Error) -> u16 {
     match e {
         Error::BadRequest { .. } => 400,
+        Error::Unauthorized(_) => 401,
         Error::Forbidden(_) => 403,
         Error::NotFound(_) => 404,
         Error::MethodNotAllowed => 405,
@@ -289,7 +310,8 @@ impl ResponseError for Error {
             let id = REQUEST_ID.try_with(|id| *id).unwrap_or(0);
             serde_json::json!({ "status": status, "message": "internal error", "request_id": id.to_string() })
         } else {
-            if matches!(status, 401 | 403) {
+            // credential refusals are logged where they are decided, with the app and the call
+            if matches!(status, 401 | 403) && !matches!(self, Error::Unauthorized(_) | Error::Forbidden(_)) {
                 // who was refused what, and why; never the credentials themselves
                 tracing::warn!(status, reason = %self, "refused");
             }
@@ -312,6 +334,9 @@ impl ResponseError for Error {
         }
         // other 4xx get `public, max-age=error_max_age_secs` from the middleware, which has the
         // configuration
+        if status == 401 {
+            b.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"refract\""));
+        }
         if matches!(self, Error::Overloaded | Error::Source(SourceError::Busy)) {
             b.insert_header((header::RETRY_AFTER, "1"));
         }

@@ -15,8 +15,18 @@ pub enum Caching {
     Public(u64),
     /// Stored, but revalidated every time (private files behind a policy).
     Revalidate,
+    /// Stored by the user's browser only, and revalidated.
+    Private,
     /// Never stored (`cache=false`, one-off answers).
     NoStore,
+}
+
+/// The `Cache-Status` of a 304 decided from the cache index (counted apart in the metrics).
+pub const REVALIDATED: &str = "refract; hit; detail=revalidated";
+
+/// The entity tag of bytes with this checksum (without quotes): what `If-None-Match` names.
+pub fn etag_of(checksum: &str) -> &str {
+    &checksum[..checksum.len().min(32)]
 }
 
 /// How a file is presented: its name, and whether it is shown or downloaded.

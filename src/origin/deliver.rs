@@ -48,13 +48,11 @@ impl Origin {
         })
     }
 
-    /// Public for `remaining` seconds; revalidated when files are private (a secret is set);
-    /// never stored with `cache=false`.
+    /// Public for `remaining` seconds; never stored with `cache=false`. A private app's answers
+    /// are made private where they are authorized ([`super::access::private`]).
     pub(super) fn caching(&self, policy: CachePolicy, remaining: u64) -> Caching {
         if policy == CachePolicy::Disabled {
             Caching::NoStore
-        } else if self.security.enabled() {
-            Caching::Revalidate
         } else {
             Caching::Public(remaining)
         }

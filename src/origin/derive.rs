@@ -1,6 +1,7 @@
 //! Derivatives: the cache key, the cache lookup, single-flight over misses, and the transform on
 //! the pool (after admission, which is taken before any source byte is read).
 
+use super::answer::{etag_of, REVALIDATED};
 use super::deliver::surrogate_source_key;
 use super::{Body, Disposition, FileAnswer, Origin, Parsed, ProcessRequest};
 use crate::cache::{self, Cached, EntryMeta, Key};
@@ -10,6 +11,7 @@ use crate::pipeline::{self, job::ImageJob, Format, Limits, Rendered};
 use crate::plan::CachePolicy;
 use crate::pool::Admission;
 use crate::url::SourceSpec;
+use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,7 +26,10 @@ pub struct Outcome {
 impl Origin {
     /// A derivative, from the cache or the pipeline, described for the front.
     pub(super) async fn derivative(&self, req: &ProcessRequest) -> Result<FileAnswer> {
-        let (outcome, key) = self.produce(req).await?;
+        let (outcome, key) = match self.revalidate(req).await? {
+            Some(revalidated) => revalidated,
+            None => self.produce(req).await?,
+        };
         let parsed = &req.parsed;
         let meta = &outcome.cached.meta;
         let stem = match &parsed.url.source {
@@ -53,6 +58,28 @@ impl Origin {
             cache_status: outcome.status,
             timing: outcome.timing,
         })
+    }
+
+    /// A conditional request whose tag names the cached derivative: answered from the cache
+    /// index alone, without reading the source, decoding, transforming or reading the cached
+    /// bytes. The body is empty: the answer is a 304.
+    async fn revalidate(&self, req: &ProcessRequest) -> Result<Option<(Outcome, Key)>> {
+        let parsed = &req.parsed;
+        if req.if_none_match.is_empty() || parsed.plan.cache == CachePolicy::Disabled {
+            return Ok(None);
+        }
+        // an external source not seen lately must be revalidated itself first: the usual path
+        if !self.sources.is_fresh(&parsed.url.source).await {
+            return Ok(None);
+        }
+        let key = self.derivative_key(parsed, req.negotiated()).await?;
+        let Some(meta) = self.cache.peek(&key) else { return Ok(None) };
+        let etag = etag_of(&meta.checksum);
+        if !req.if_none_match.iter().any(|t| t == "*" || t == etag) {
+            return Ok(None);
+        }
+        let cached = Arc::new(Cached::new(Bytes::new(), meta));
+        Ok(Some((Outcome { cached, status: REVALIDATED, timing: "cache;desc=index".into() }, key)))
     }
 
     /// Everything that changes a derivative's bytes, hashed: the pipeline's version, the

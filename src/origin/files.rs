@@ -1,14 +1,15 @@
 //! The file API's business: uploads (checked, typed, stored), overwrites and deletes (each
 //! purging every derivative of the file), reads and metadata.
 
-use super::{Answer, Origin, QueryParams};
+use super::access::private;
+use super::{Answer, Asker, Origin, QueryParams};
 use crate::error::{Error, Result};
 use crate::mediatype;
 use crate::pipeline::format::{sniff, Sniffed};
 use crate::pipeline::{decode, guard, Limits};
-use crate::security::{Access, Call, Target};
+use crate::security::{Access, Call, Credentials, Grant, Target};
 use crate::store::{FileMeta, Spooled, Upload};
-use crate::url::{SecurityParams, SourceSpec};
+use crate::url::SourceSpec;
 
 /// What the uploader says about a file (query string and multipart part), before its bytes are
 /// checked.
@@ -19,7 +20,9 @@ pub struct FileFields {
     pub container: Option<String>,
     pub path: Option<String>,
     pub apikey: Option<String>,
-    pub creds: Option<SecurityParams>,
+    pub creds: Option<Credentials>,
+    /// The store location asked (`/api/store/{location}`, multipart `store.location`).
+    pub location: Option<String>,
     /// The URL a `url=` upload was fetched from.
     pub source_url: Option<String>,
     /// The size the client announced (multipart `start`), checked against a policy's limits
@@ -33,7 +36,8 @@ fn upload_access<'a>(fields: &'a FileFields, overwrite: Option<&'a str>, size: O
         None => Access::new(Call::Store),
         Some(handle) => Access::handle(Call::Write, handle),
     };
-    access.target = Target { path: fields.path.as_deref(), container: fields.container.as_deref(), size };
+    let (path, container, location) = (fields.path.as_deref(), fields.container.as_deref(), fields.location.as_deref());
+    access.target = Target { path, container, size, location };
     access
 }
 
@@ -45,7 +49,8 @@ impl FileFields {
             container: query.get("container"),
             path: query.get("path"),
             apikey: query.get("key"),
-            creds: query.security(),
+            creds: query.security().map(Credentials::from),
+            location: None,
             source_url: None,
             size: None,
         }
@@ -59,11 +64,8 @@ impl Origin {
     /// Everything checked before an upload's body is read: credentials, the file to overwrite,
     /// the declared type, and a free upload slot (503 when all are taken).
     pub async fn begin_upload(&self, fields: &FileFields, overwrite: Option<&str>) -> Result<UploadSlot<'_>> {
-        if overwrite.is_none() {
-            self.security.check_apikey(fields.apikey.as_deref(), true)?;
-        }
         // credentials first: whether a handle exists is not told to whoever may not write it
-        self.security.authorize(fields.creds.as_ref(), &upload_access(fields, overwrite, fields.size))?;
+        self.upload_grant(fields, overwrite, fields.size).await?;
         if let Some(handle) = overwrite {
             self.store.meta(handle).await?;
         }
@@ -77,7 +79,7 @@ impl Origin {
         if spooled.size == 0 {
             return Err(Error::bad("the upload is empty"));
         }
-        self.security.authorize(fields.creds.as_ref(), &upload_access(&fields, overwrite, Some(spooled.size)))?;
+        let grant = self.upload_grant(&fields, overwrite, Some(spooled.size)).await?;
         let (limits, name, declared) = (self.limits(), fields.filename.clone(), fields.mimetype.clone());
         // probing parses the file: on the blocking pool, over the spooled file mapped into memory
         let (spooled, inspected) = tokio::task::spawn_blocking(move || {
@@ -88,7 +90,7 @@ impl Origin {
         .map_err(Error::internal)?;
         let (filename, container, path, source_url) =
             (fields.filename, fields.container, fields.path, fields.source_url);
-        let upload = Upload { filename, container, path, source_url, ..inspected? };
+        let upload = Upload { filename, container, path, source_url, app: grant.app, ..inspected? };
         let meta = self.store.put_spooled(overwrite.map(str::to_string), spooled, upload).await?;
         let mut answer = store_answer(&self.public_url, &meta, fields.apikey.as_deref());
         if let Some(handle) = overwrite {
@@ -110,23 +112,37 @@ impl Origin {
         Ok((spool.finish().await?, filename))
     }
 
-    pub async fn delete_file(&self, handle: &str, creds: Option<&SecurityParams>) -> Result<Answer> {
-        self.security.authorize(creds, &Access::handle(Call::Remove, handle))?;
+    /// An upload's app and rights: a new file needs an API key, an overwrite is its file's.
+    async fn upload_grant(&self, fields: &FileFields, overwrite: Option<&str>, size: Option<u64>) -> Result<Grant> {
+        let access = upload_access(fields, overwrite, size);
+        let target = overwrite.map(|h| SourceSpec::handle(h.to_string()));
+        self.authorize(fields.apikey.as_deref(), fields.creds.as_ref(), target.as_ref(), &access).await
+    }
+
+    /// A call on one stored file, authorized for its owner's app.
+    async fn file_grant(&self, handle: &str, asker: &Asker, call: Call) -> Result<Grant> {
+        let source = SourceSpec::handle(handle.to_string());
+        self.authorize(asker.apikey.as_deref(), asker.creds.as_ref(), Some(&source), &Access::handle(call, handle))
+            .await
+    }
+
+    pub async fn delete_file(&self, handle: &str, asker: &Asker) -> Result<Answer> {
+        self.file_grant(handle, asker, Call::Remove).await?;
         self.store.delete(handle).await?;
         let purged = self.purge(handle).await;
         tracing::info!(handle, purged, "deleted file");
         Ok(Answer::Json(serde_json::json!({ "handle": handle, "deleted": true, "derivatives_purged": purged })))
     }
 
-    pub async fn read_file(&self, handle: &str, query: &QueryParams) -> Result<Answer> {
-        self.security.authorize(query.security().as_ref(), &Access::handle(Call::Read, handle))?;
+    pub async fn read_file(&self, handle: &str, query: &QueryParams, asker: &Asker) -> Result<Answer> {
+        let grant = self.file_grant(handle, asker, Call::Read).await?;
         let file = self.deliver(&SourceSpec::handle(handle.to_string()), query.download).await?;
-        Ok(Answer::File(Box::new(file)))
+        Ok(Answer::File(Box::new(private(file, &grant))))
     }
 
     /// The asked fields (`?size=true&width=true…`), or the usual set when none are asked.
-    pub async fn metadata(&self, handle: &str, query: &QueryParams) -> Result<Answer> {
-        self.security.authorize(query.security().as_ref(), &Access::handle(Call::Stat, handle))?;
+    pub async fn metadata(&self, handle: &str, query: &QueryParams, asker: &Asker) -> Result<Answer> {
+        self.file_grant(handle, asker, Call::Stat).await?;
         let meta = self.store.meta(handle).await?;
         let all = metadata_json(&meta);
         let asked: Vec<&str> = query.pairs.iter().filter(|(_, v)| v == "true").map(|(k, _)| k.as_str()).collect();

@@ -4,6 +4,7 @@
 //! the pool before any source is read), runs the `store` task and the fallback policy, and
 //! returns a typed answer or a typed error. It knows nothing of HTTP headers.
 
+mod access;
 mod answer;
 mod deliver;
 mod derive;
@@ -15,12 +16,13 @@ mod request;
 mod store_task;
 mod zip;
 
-pub use answer::{Answer, Body, Caching, Disposition, FileAnswer};
+pub use access::first_credentials;
+pub use answer::{etag_of, Answer, Body, Caching, Disposition, FileAnswer, REVALIDATED};
 pub use derive::Outcome;
 pub use files::FileFields;
 pub use multipart::MultipartCall;
 pub use process_api::ProcessCall;
-pub use request::{Accepts, ClientGone, Method, Parsed, ProcessRequest, QueryParams};
+pub use request::{Accepts, Asker, ClientGone, Method, Parsed, ProcessRequest, QueryParams};
 
 use crate::cache::{Cache, Key};
 use crate::config::{Config, StoreConfig};
@@ -65,7 +67,7 @@ impl Origin {
         Ok(Origin {
             public_url,
             sources: Arc::new(Sources::new(&config, store.clone())?),
-            security: Security::new(config.secret.as_deref(), &config.api_keys),
+            security: Security::new(&config.apps, config.secret.as_deref(), &config.api_keys),
             pool: Pool::new(config.workers(), config.queue_len),
             uploads: tokio::sync::Semaphore::new(config.max_concurrent_uploads),
             flights: Flights::default(),

@@ -8,6 +8,7 @@
 use super::files::FileFields;
 use super::{Answer, Origin};
 use crate::error::{Error, Result};
+use crate::security::Credentials;
 use crate::url::SecurityParams;
 use base64::Engine;
 use bytes::Bytes;
@@ -17,12 +18,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-/// The store options of `start` (what Refract records; `location` and `region` are accepted and
-/// ignored: the configured store is used).
+/// The store options of `start` (what Refract records; `location` is checked against the
+/// app's storage, `region` is ignored: the configured store is used).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct StoreOptions {
     pub path: Option<String>,
     pub container: Option<String>,
+    pub location: Option<String>,
 }
 
 /// The JSON body of every multipart call (each call uses some of the fields).
@@ -45,9 +47,9 @@ pub struct MultipartCall {
 }
 
 impl MultipartCall {
-    fn creds(&self) -> Option<SecurityParams> {
+    fn creds(&self) -> Option<Credentials> {
         match (&self.policy, &self.signature) {
-            (Some(p), Some(s)) => Some(SecurityParams { policy: p.clone(), signature: s.clone() }),
+            (Some(p), Some(s)) => Some(SecurityParams { policy: p.clone(), signature: s.clone() }.into()),
             _ => None,
         }
     }
@@ -127,6 +129,7 @@ impl Origin {
             path: store.path,
             apikey: call.apikey.clone(),
             creds: call.creds(),
+            location: store.location,
             source_url: None,
             size: Some(size),
         };

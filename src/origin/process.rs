@@ -1,70 +1,87 @@
 //! A processing URL's business: credentials, `debug`, the `store` task, plain delivery or a
 //! derivative, and the fallback when the source or the chain fails.
 
-use super::{Answer, Caching, Method, Origin, ProcessRequest};
+use super::access::{first_credentials, private};
+use super::{Answer, Caching, FileAnswer, Method, Origin, ProcessRequest};
 use crate::error::{Error, Result};
 use crate::pipeline::job::ImageJob;
 use crate::plan::Plan;
-use crate::security::{Access, Call};
-use crate::url::{ParsedUrl, SecurityParams, SourceSpec};
+use crate::security::{Access, Call, Credentials, Target};
+use crate::url::{ParsedUrl, SourceSpec};
 
 impl Origin {
     pub async fn process(&self, req: ProcessRequest) -> Result<Answer> {
         let parsed = req.parsed.clone();
         let (url, plan) = (&parsed.url, &parsed.plan);
-        let needs_key = !matches!(url.source, SourceSpec::Handle { .. });
-        self.security.check_apikey(url.apikey.as_deref(), needs_key)?;
-        let creds = url.security.clone().or_else(|| parsed.query.security());
+        let creds = first_credentials([
+            url.security.clone().map(Into::into),
+            parsed.query.security().map(Into::into),
+            req.bearer.clone(),
+        ]);
         let store = plan.store();
         let call = match (&parsed.job, store.is_some()) {
             (Some(_), _) => Call::Convert,
             (None, true) => Call::Store,
             (None, false) => Call::Read,
         };
-        self.security.authorize(creds.as_ref(), &access(call, &url.source, parsed.job.as_ref()))?;
+        let key = url.apikey.as_deref();
+        let mut wanted = access(call, &url.source, parsed.job.as_ref());
+        if let Some(store) = &store {
+            // a `store` is checked as a store: where it writes, and the Store call itself
+            wanted.target =
+                Target { path: store.path.as_deref(), container: store.container.as_deref(), ..wanted.target };
+            wanted.target.location = store.location.as_deref();
+            if call != Call::Store {
+                let mut as_store = access(Call::Store, &url.source, parsed.job.as_ref());
+                as_store.target = wanted.target;
+                self.authorize(key, creds.as_ref(), Some(&url.source), &as_store).await?;
+            }
+        }
+        let grant = self.authorize(key, creds.as_ref(), Some(&url.source), &wanted).await?;
         if url.debug {
             return Ok(Answer::Json(debug_json(url, plan)));
         }
         if let Some(store) = store {
-            if call != Call::Store {
-                self.security.authorize(creds.as_ref(), &access(Call::Store, &url.source, parsed.job.as_ref()))?;
-            }
-            return self.store_task(&req, &store).await;
+            return self.store_task(&req, &store, &grant).await;
         }
         if req.method == Method::Post {
             return Err(Error::MethodNotAllowed);
         }
-        if plan.zip() && parsed.job.is_none() {
-            return Ok(Answer::File(Box::new(self.zip(&url.source, plan.cache).await?)));
+        let file = self.read_or_derive(&req, creds.as_ref()).await?;
+        Ok(Answer::File(Box::new(private(file, &grant))))
+    }
+
+    /// Plain delivery, a ZIP or a derivative; the fallback file when the source or the chain
+    /// fails and the URL names one.
+    async fn read_or_derive(&self, req: &ProcessRequest, creds: Option<&Credentials>) -> Result<FileAnswer> {
+        let parsed = &req.parsed;
+        let source = &parsed.url.source;
+        if parsed.plan.zip() && parsed.job.is_none() {
+            return self.zip(source, parsed.plan.cache).await;
         }
-        let fallback = plan.fallback()?;
+        let fallback = parsed.plan.fallback()?;
         let answer = match &parsed.job {
-            None => self.deliver(&url.source, parsed.query.download).await,
-            Some(_) => self.derivative(&req).await,
+            None => self.deliver(source, parsed.query.download).await,
+            Some(_) => self.derivative(req).await,
         };
         match (answer, fallback) {
             (Err(e), Some(fallback)) if fallback_applies(&e) => {
                 tracing::info!(error = %e, fallback = %fallback.file.identity(), "answering with the fallback file");
-                self.fallback(creds.as_ref(), &fallback.file, fallback.max_age, parsed.query.download).await
+                let key = parsed.url.apikey.as_deref();
+                self.authorize(key, creds, Some(&fallback.file), &access(Call::Read, &fallback.file, None)).await?;
+                self.fallback(&fallback.file, fallback.max_age, parsed.query.download).await
             }
-            (answer, _) => answer.map(|file| Answer::File(Box::new(file))),
+            (answer, _) => answer,
         }
     }
 
-    async fn fallback(
-        &self,
-        creds: Option<&SecurityParams>,
-        source: &SourceSpec,
-        max_age: u64,
-        download: bool,
-    ) -> Result<Answer> {
-        self.security.authorize(creds, &access(Call::Read, source, None))?;
+    async fn fallback(&self, source: &SourceSpec, max_age: u64, download: bool) -> Result<FileAnswer> {
         let mut file = self.deliver(source, download).await?;
         // a fallback is an answer for now: cached for its own (short) lifetime
         if let Caching::Public(_) = file.caching {
             file.caching = Caching::Public(max_age);
         }
-        Ok(Answer::File(Box::new(file)))
+        Ok(file)
     }
 }
 
@@ -79,7 +96,7 @@ pub(super) fn access<'a>(call: Call, source: &'a SourceSpec, job: Option<&'a Ima
     for overlay in job.map(ImageJob::overlays).unwrap_or_default() {
         // a handle, or an alias path (validated by the plan)
         match overlay.starts_with("src://") {
-            true => access.alias = true,
+            true => access.aliases.extend(overlay[6..].split('/').next()),
             false => access.handles.push(overlay),
         }
     }
@@ -89,7 +106,7 @@ pub(super) fn access<'a>(call: Call, source: &'a SourceSpec, job: Option<&'a Ima
             SourceSpec::Handle { handle } => access.handles.push(handle.as_str()),
             SourceSpec::Url { url } => access.urls.push(url.as_str()),
             SourceSpec::List { items } => visit.extend(items),
-            SourceSpec::Alias { .. } => access.alias = true,
+            SourceSpec::Alias { alias, .. } => access.aliases.push(alias.as_str()),
         }
     }
     access

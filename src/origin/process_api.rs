@@ -32,6 +32,8 @@ impl Origin {
             method: Method::Post,
             accepts: Default::default(),
             client_gone: None,
+            bearer: None,
+            if_none_match: Vec::new(),
         };
         self.process(request).await
     }

@@ -5,6 +5,7 @@ use super::Origin;
 use crate::error::{Error, Result};
 use crate::pipeline::{job::ImageJob, Format};
 use crate::plan::Plan;
+use crate::security::Credentials;
 use crate::url::{self, ParsedUrl, SecurityParams};
 use std::sync::Arc;
 
@@ -39,6 +40,14 @@ impl QueryParams {
     pub fn security(&self) -> Option<SecurityParams> {
         Some(SecurityParams { policy: self.get("policy")?, signature: self.get("signature")? })
     }
+}
+
+/// Who asks a file call: the `key` parameter and the credentials (the query's policy and
+/// signature, else the `Authorization` header).
+#[derive(Debug, Clone, Default)]
+pub struct Asker {
+    pub apikey: Option<String>,
+    pub creds: Option<Credentials>,
 }
 
 /// A processing URL parsed, validated and compiled once. Repeated requests for one URL (the hit
@@ -88,6 +97,10 @@ pub struct ProcessRequest {
     pub method: Method,
     pub accepts: Accepts,
     pub client_gone: Option<ClientGone>,
+    /// Credentials from the `Authorization` header (URL credentials come first).
+    pub bearer: Option<Credentials>,
+    /// The entity tags of `If-None-Match`, unquoted (`*` stays `*`).
+    pub if_none_match: Vec<String>,
 }
 
 impl ProcessRequest {

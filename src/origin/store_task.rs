@@ -10,11 +10,12 @@ use crate::cache;
 use crate::error::{Error, Result};
 use crate::pipeline::format::{sniff, Sniffed};
 use crate::plan::Store;
+use crate::security::Grant;
 use crate::store::{FileMeta, Upload};
 use crate::url::SourceSpec;
 
 impl Origin {
-    pub(super) async fn store_task(&self, req: &ProcessRequest, task: &Store) -> Result<Answer> {
+    pub(super) async fn store_task(&self, req: &ProcessRequest, task: &Store, grant: &Grant) -> Result<Answer> {
         let token = match req.method {
             Method::Get | Method::Head => Some(self.store_token(req, task).await?),
             Method::Post => None,
@@ -55,6 +56,7 @@ impl Origin {
             container: task.container.clone(),
             path: task.path.clone(),
             source_url,
+            app: grant.app.clone(),
             ..probed
         };
         let meta = self.store.put(None, bytes, upload).await?;

@@ -12,6 +12,8 @@ pub struct Store {
     pub filename: Option<String>,
     pub container: Option<String>,
     pub path: Option<String>,
+    /// Where Filestack would store (`s3`, `gcs`, …): checked against the app's storage.
+    pub location: Option<String>,
     /// The task's options in canonical form (for idempotence tokens).
     pub canonical: String,
 }
@@ -47,6 +49,7 @@ impl Plan {
             filename: text(task, "filename"),
             container: text(task, "container"),
             path: text(task, "path"),
+            location: text(task, "location"),
             canonical: task.canonical(),
         })
     }

@@ -51,6 +51,9 @@ pub struct FileMeta {
     /// The URL the file was fetched from (a `url=` upload, a `store` of an external URL).
     #[serde(default)]
     pub source_url: Option<String>,
+    /// The API key of the app that stored the file (its policies are the ones that open it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
 }
 
 /// What the uploader says about the file.
@@ -63,6 +66,8 @@ pub struct Upload {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub source_url: Option<String>,
+    /// The app storing the file; an overwrite keeps the file's first owner.
+    pub app: Option<String>,
 }
 
 pub struct Store {
@@ -170,6 +175,7 @@ impl Store {
             Content::Spooled(s) => self.backend.put_spooled(&key, s).await?,
         }
         let filename = up.filename.or_else(|| previous.as_ref().map(|p| p.filename.clone()));
+        let app = previous.as_ref().map_or(up.app, |p| p.app.clone());
         let meta = FileMeta {
             filename: filename.unwrap_or_else(|| handle.clone()),
             handle,
@@ -188,6 +194,7 @@ impl Store {
             container: up.container,
             path: up.path,
             source_url: up.source_url,
+            app,
         };
         let json = serde_json::to_vec_pretty(&meta).map_err(|e| StoreError::io("metadata")(e.into()))?;
         self.backend.put(&meta_key(&meta.handle), Bytes::from(json)).await?;

@@ -8,6 +8,8 @@ import sys
 import tempfile
 import zipfile
 
+import requests
+
 sys.path.insert(0, os.path.dirname(__file__))
 from fs_point import point  # noqa: E402
 
@@ -16,22 +18,38 @@ point(BASE)
 from filestack import Client, Filelink, Security  # noqa: E402
 
 APIKEY = "AhTgLagciQByzXpFGRI0Az"
-client = Client(APIKEY)
+# with REFRACT_SDK_SECRET set, the server's app requires signatures: the SDK signs every call
+SECRET = os.environ.get("REFRACT_SDK_SECRET")
+ALL_CALLS = ["read", "convert", "stat", "store", "pick", "write", "writeUrl", "remove"]
+signing = Security({"expiry": 4102444800, "call": ALL_CALLS}, SECRET) if SECRET else None
+client = Client(APIKEY, security=signing)
 out = {}
 regular = client.upload(filepath=FILE, store_params={"filename": "noise.png", "path": "/sdk/"})
 out["regular"] = regular.handle
 out["intelligent"] = client.upload(filepath=FILE, intelligent=True).handle
 out["metadata"] = regular.metadata(attributes_list=["size", "width", "height", "mimetype", "filename", "md5"])
 out["download_sha256"] = hashlib.sha256(regular.get_content()).hexdigest()
-out["from_url"] = client.upload_url(BASE + "/" + regular.handle, store_params={"filename": "copy.png"}).handle
+# the server fetches this URL itself: signed when its app requires it
+signed_query = f"?policy={signing.policy_b64}&signature={signing.signature}" if signing else ""
+from_url = BASE + "/" + regular.handle + signed_query
+out["from_url"] = client.upload_url(from_url, store_params={"filename": "copy.png"}).handle
 # zip of two files, read back with the standard library: entry names and the sha256 of each
 archive = os.path.join(tempfile.mkdtemp(), "files.zip")
 client.zip(archive, [regular.handle, out["from_url"]])
 with zipfile.ZipFile(archive) as z:
     out["zip"] = {i.filename: hashlib.sha256(z.read(i)).hexdigest() for i in z.infolist()}
-out["stored"] = regular.resize(width=64).store(filename="small.png").handle
+if signing:
+    # filestack-python's Transformation.store() posts the URL unsigned even when the client has a
+    # Security object (mixins/common.py: `requests.post(instance.url)`): refused by an app that
+    # requires signatures. Record that, then post the same chain signed the way the SDK signs.
+    unsigned = regular.resize(width=64)._add_transform_task("store", {"self": None, "filename": "small.png"})
+    out["unsigned_store_status"] = requests.post(unsigned.url).status_code
+    chain = regular.resize(width=64)._add_transform_task("store", {"self": None, "filename": "small.png"})
+    out["stored"] = requests.post(chain.signed_url(security=signing)).json()["handle"]
+else:
+    out["stored"] = regular.resize(width=64).store(filename="small.png").handle
 # delete needs a security object client-side; an open server accepts any
-security = Security({"expiry": 4102444800, "call": ["remove"]}, "an-app-secret-for-the-sdk-test")
+security = signing or Security({"expiry": 4102444800, "call": ["remove"]}, "an-app-secret-for-the-sdk-test")
 doomed = Filelink(out["intelligent"], apikey=APIKEY, security=security)
 doomed.delete()
 out["deleted"] = out["intelligent"]
