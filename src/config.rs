@@ -248,6 +248,12 @@ impl Config {
     /// Each app: a key, one or two strong secrets, a signature requirement it can meet, and a
     /// key no other app has.
     fn validate_apps(&self) -> Result<(), String> {
+        if !self.apps.is_empty() && self.secret.is_some() && self.api_keys.is_empty() {
+            // the legacy app accepts any key: beside apps it would answer for every unknown key
+            return Err("configuration: `secret` without `api_keys` cannot be combined with `[[apps]]`; \
+                        give the legacy app its `api_keys`, or make it an `[[apps]]` entry"
+                .into());
+        }
         let mut keys = std::collections::HashSet::new();
         for (i, app) in self.apps.iter().enumerate() {
             let bad = |why: String| Err(format!("configuration: `apps[{i}]` {why}"));
@@ -359,6 +365,31 @@ mod tests {
         let k8s = [("REFRACT_PORT", "tcp://10.0.0.7:8080"), ("REFRACT_SERVICE_HOST", "10.0.0.7")];
         let c = Config::load(None, k8s.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
         assert_eq!(c.listen, Config::default().listen);
+    }
+
+    #[test]
+    fn apps_are_checked_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let app = |extra: &str| format!("{extra}\n[[apps]]\napi_key = \"K1\"\nsecrets = [\"a-long-enough-secret\"]\n");
+        for (text, why) in [
+            (app("secret = \"another-long-secret\""), "cannot be combined"),
+            (app("") + "[[apps]]\napi_key = \"K1\"\n", "repeats the API key"),
+            ("[[apps]]\napi_key = \"K2\"\nsecrets = [\"short\"]\n".to_string(), "secret shorter"),
+            ("[[apps]]\napi_key = \"K2\"\nrequire_signature = true\n".to_string(), "no secret"),
+            ("[[apps]]\napi_key = \"a/b\"\n".to_string(), "api_key"),
+            (
+                "[[apps]]\napi_key = \"K3\"\nsecrets = [\"a-long-enough-secret\", \"b-long-enough-secret\", \"c-long-enough-secret\"]\n"
+                    .to_string(),
+                "more than two",
+            ),
+        ] {
+            std::fs::write(&path, &text).unwrap();
+            let e = Config::load(Some(&path), std::iter::empty()).unwrap_err();
+            assert!(e.contains(why), "{text}: {e}");
+        }
+        std::fs::write(&path, app("secret = \"another-long-secret\"\napi_keys = [\"LEGACY\"]")).unwrap();
+        assert_eq!(Config::load(Some(&path), std::iter::empty()).unwrap().apps.len(), 1);
     }
 
     #[test]

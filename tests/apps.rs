@@ -295,3 +295,62 @@ fn header_credentials_give_one_url_and_304s_from_the_cache_index() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "private, no-cache");
 }
+
+#[test]
+fn a_request_never_reaches_another_apps_files_through_lists_overlays_or_stores() {
+    let dir = alias_dir();
+    let s = TestServer::start_with_config(&config(dir.path()));
+    let any = r#"{"expiry":EXPIRY}"#;
+    let private = store(&s, "APPKEYA", &query(A_NEW, any));
+    let public = store(&s, "OPENAPP", "");
+    let b_file = store(&s, "APPKEYB", &query(B, any));
+    // lists, ZIPs and overlays read every file they name: one of another app refuses the request
+    for url in [
+        format!("/OPENAPP/zip/[{public},{private}]"),
+        format!("/zip/[{public},{private}]"),
+        format!("/OPENAPP/watermark=file:{private}/{public}"),
+        format!("/APPKEYB/watermark=file:{private}/{b_file}?{}", query(B, any)),
+        format!("/APPKEYA/watermark=file:{b_file}/{private}?{}", query(A_NEW, any)),
+    ] {
+        let r = s.get(&url);
+        assert_eq!(r.status(), 403, "{url}");
+        assert!(message(r).contains("app"), "{url}");
+    }
+    assert_eq!(s.get(&format!("/APPKEYA/watermark=file:{private}/{private}?{}", query(A_NEW, any))).status(), 200);
+
+    // the `store` task: a policy's size limits hold for what the chain produced
+    let store_task = |json: &str| {
+        let q = query(A_NEW, json);
+        s.get(&format!("/APPKEYA/store=filename:x.jpg/resize=w:100/{private}?{q}")).status().as_u16()
+    };
+    assert_eq!(store_task(r#"{"expiry":EXPIRY,"call":["convert","store"],"maxSize":100}"#), 403);
+    assert_eq!(store_task(r#"{"expiry":EXPIRY,"call":["convert","store"],"minSize":100000000}"#), 403);
+    assert_eq!(store_task(r#"{"expiry":EXPIRY,"call":["convert","store"],"maxSize":100000000}"#), 200);
+    // the same `store` URL asked by two apps stores two files, each its app's
+    let handle_of = |r: Response| r.json::<serde_json::Value>().unwrap()["handle"].as_str().unwrap().to_string();
+    let open_copy = handle_of(s.get("/OPENAPP/store/src://photos/hopper.jpg"));
+    let a_copy = handle_of(s.get(&format!("/APPKEYA/store/src://photos/hopper.jpg?{}", query(A_NEW, any))));
+    assert_ne!(open_copy, a_copy);
+    assert_eq!(s.get(&format!("/{a_copy}")).status(), 401, "A's copy is A's: private");
+
+    // a path or container rule is not skipped by leaving the field out, and a handle-bound
+    // policy stores nothing new
+    let r = s.store(
+        &common::fixture("hopper.jpg"),
+        &format!("key=APPKEYA&{}", query(A_NEW, r#"{"expiry":EXPIRY,"path":"/up/.*"}"#)),
+    );
+    assert_eq!(r.status(), 403);
+    let bound = format!(r#"{{"expiry":EXPIRY,"handle":"{private}"}}"#);
+    assert_eq!(s.store(&common::fixture("hopper.jpg"), &format!("key=APPKEYA&{}", query(A_NEW, &bound))).status(), 403);
+}
+
+#[test]
+fn an_open_server_ignores_authorization_headers_it_has_no_use_for() {
+    let s = TestServer::start();
+    let h = s.upload_fixture("hopper.jpg");
+    for auth in ["Basic dXNlcjpwYXNz", "Bearer abc", "Bearer a.b"] {
+        let r = s.client().get(s.url(&format!("/resize=w:10/{h}"))).header("Authorization", auth).send().unwrap();
+        assert_eq!(r.status(), 200, "{auth}");
+        assert_eq!(r.headers()["cache-control"].to_str().unwrap(), "public, max-age=2592000");
+    }
+}

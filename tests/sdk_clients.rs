@@ -105,35 +105,43 @@ fn filestack_python_uploads_reads_stores_and_deletes() {
     assert_eq!(decode(&s.get(&format!("/{stored}")).bytes().unwrap()).width(), 64, "python store()");
     let deleted = out["deleted"].as_str().unwrap();
     assert_eq!(s.get(&format!("/{deleted}")).status(), 404, "python delete()");
+    let overwritten = out["overwritten"].as_str().unwrap();
+    let now = s.get(&format!("/{overwritten}")).bytes().unwrap();
+    assert_eq!(sha256(&now), sha256(&common::fixture("hopper.jpg")), "python overwrite()");
+    let meta: serde_json::Value = s.get(&format!("/api/file/{overwritten}/metadata?width=true")).json().unwrap();
+    assert_eq!(meta["width"].as_u64(), Some(128), "overwrite records the new dimensions: {meta}");
     // every session was completed: no parts left behind
     let parts = s.data_dir.join("spool/multipart");
     assert_eq!(std::fs::read_dir(&parts).map(|d| d.count()).unwrap_or(0), 0, "multipart parts left");
 }
 
-#[test]
-fn filestack_python_signs_every_call_for_an_app_that_requires_it() {
-    const SECRET: &str = "sdk-app-secret-0123456789";
+const SDK_SECRET: &str = "sdk-app-secret-0123456789";
+
+/// Run an SDK script against a server whose app requires signatures (the script signs with
+/// `REFRACT_SDK_SECRET`): the server, the script's output, the uploaded bytes, and a query that
+/// signs the test's own reads. Unsigned, the upload is refused to everyone.
+fn run_signed(program: &Path, script: &str) -> (TestServer, serde_json::Value, Vec<u8>, String) {
     let dir = tempfile::tempdir().unwrap();
     let (file, original) = noise_png(dir.path());
     let config = format!(
-        "source_allow_hosts = [\"127.0.0.1/32\"]\n[[apps]]\napi_key = \"AhTgLagciQByzXpFGRI0Az\"\nsecrets = [\"{SECRET}\"]\n"
+        "source_allow_hosts = [\"127.0.0.1/32\"]\n[[apps]]\napi_key = \"AhTgLagciQByzXpFGRI0Az\"\nsecrets = [\"{SDK_SECRET}\"]\n"
     );
     let s = TestServer::start_with_config(&config);
-    let out = run_with(
-        &sdk_dir().join(".venv/bin/python"),
-        "py_client.py",
-        &s.base,
-        &file,
-        &[("REFRACT_SDK_SECRET", SECRET)],
-    );
-    // the SDK's own signatures opened every call; ours open the results, nothing opens them unsigned
+    let out = run_with(program, script, &s.base, &file, &[("REFRACT_SDK_SECRET", SDK_SECRET)]);
     let policy = {
         use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE.encode(r#"{"expiry": 4102444800, "call": ["read", "convert"]}"#)
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"expiry":4102444800}"#)
     };
-    let signed = format!("policy={policy}&signature={}", common::sign(SECRET, &policy));
+    let signed = format!("policy={policy}&signature={}", common::sign(SDK_SECRET, &policy));
+    let regular = out["regular"].as_str().unwrap_or_else(|| panic!("{script}: no upload in {out}"));
+    assert_eq!(s.get(&format!("/{regular}")).status(), 401, "{script}: an unsigned read");
+    (s, out, original, signed)
+}
+
+#[test]
+fn filestack_python_signs_every_call_for_an_app_that_requires_it() {
+    let (s, out, original, signed) = run_signed(&sdk_dir().join(".venv/bin/python"), "py_client.py");
     let regular = out["regular"].as_str().unwrap();
-    assert_eq!(s.get(&format!("/{regular}")).status(), 401, "an unsigned read");
     let body = s.get(&format!("/{regular}?{signed}")).bytes().unwrap();
     assert_eq!(sha256(&body), sha256(&original));
     assert_eq!(out["metadata"]["width"].as_u64(), Some(2048), "{}", out["metadata"]);
@@ -146,6 +154,9 @@ fn filestack_python_signs_every_call_for_an_app_that_requires_it() {
     assert_eq!(decode(&s.get(&format!("/{stored}?{signed}")).bytes().unwrap()).width(), 64, "store, signed");
     let deleted = out["deleted"].as_str().unwrap();
     assert_eq!(s.get(&format!("/{deleted}?{signed}")).status(), 404, "delete()");
+    let overwritten = out["overwritten"].as_str().unwrap();
+    let now = s.get(&format!("/{overwritten}?{signed}")).bytes().unwrap();
+    assert_eq!(sha256(&now), sha256(&common::fixture("hopper.jpg")), "overwrite(), signed");
 }
 
 #[test]
@@ -159,6 +170,29 @@ fn filestack_js_uploads_regular_and_intelligent() {
         check_upload(&s, out[mode].as_str().unwrap(), &original, &format!("js {mode}"));
     }
     assert_eq!(out["metadata"]["width"].as_u64(), Some(2048), "{}", out["metadata"]);
+    check_js_file_calls(&s, &out, &original);
+}
+
+/// download, retrieve (metadata and HEAD) and remove, as filestack-js calls them.
+fn check_js_file_calls(s: &TestServer, out: &serde_json::Value, original: &[u8]) {
+    assert_eq!(out["download_sha256"].as_str(), Some(sha256(original).as_str()), "js download");
+    let meta = &out["retrieve_metadata"];
+    assert_eq!((meta["width"].as_u64(), meta["filename"].as_str()), (Some(2048), Some("noise.png")), "{meta}");
+    assert_eq!(out["retrieve_head_length"].as_str(), Some(original.len().to_string().as_str()), "js HEAD");
+    let removed = out["removed"].as_str().unwrap_or_else(|| panic!("no removed handle in {out}"));
+    assert_eq!(s.get(&format!("/{removed}")).status(), 404, "js remove");
+}
+
+#[test]
+fn filestack_js_signs_every_call_for_an_app_that_requires_it() {
+    let (s, out, original, signed) = run_signed(Path::new("node"), "js_client.mjs");
+    assert_eq!(out["metadata"]["width"].as_u64(), Some(2048), "{}", out["metadata"]);
+    assert_eq!(out["download_sha256"].as_str(), Some(sha256(&original).as_str()), "js download, signed");
+    assert_eq!(out["retrieve_metadata"]["width"].as_u64(), Some(2048));
+    let removed = out["removed"].as_str().unwrap();
+    assert_eq!(s.get(&format!("/{removed}?{signed}")).status(), 404, "js remove, signed");
+    let copy = out["from_url"].as_str().unwrap();
+    assert_eq!(sha256(&s.get(&format!("/{copy}?{signed}")).bytes().unwrap()), sha256(&original), "storeURL");
 }
 
 #[test]

@@ -111,7 +111,7 @@ async fn upload(
 ) -> Result<HttpResponse> {
     let query = QueryParams::parse(req.uri().query());
     let mut fields = FileFields::from_query(&query);
-    fields.creds = asker(req, &query)?.creds;
+    fields.creds = asker(req, &query, origin)?.creds;
     // `/api/store/{location}`
     fields.location = req.match_info().get("storage").map(str::to_string);
     let _slot = origin.begin_upload(&fields, overwrite).await?;
@@ -127,26 +127,30 @@ pub async fn store(req: HttpRequest, origin: Shared, payload: web::Payload) -> R
 }
 
 /// Who asks a file call: `key`, and the query's policy or else the `Authorization` header.
-pub fn asker(req: &HttpRequest, query: &QueryParams) -> Result<Asker> {
+pub fn asker(req: &HttpRequest, query: &QueryParams, origin: &Origin) -> Result<Asker> {
     let creds = match query.security() {
         Some(p) => Some(p.into()),
-        None => bearer(req)?,
+        None => bearer(req, origin)?,
     };
     Ok(Asker { apikey: query.get("key"), creds })
 }
 
-/// Credentials of an `Authorization: Bearer` header; a malformed one is a 401.
-pub fn bearer(req: &HttpRequest) -> Result<Option<Credentials>> {
+/// Credentials of an `Authorization: Bearer` header; a malformed one is a 401. An open server
+/// (no apps) has nothing to check them with and ignores the header.
+pub fn bearer(req: &HttpRequest, origin: &Origin) -> Result<Option<Credentials>> {
     let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) else { return Ok(None) };
+    if !origin.security.has_apps() {
+        return Ok(None);
+    }
     let parsed = match value.to_str() {
         Ok(v) => Credentials::from_authorization(v),
         Err(_) => Err(Error::Unauthorized("the Authorization header is not ASCII".into())),
     };
     // refused before any app is known: logged here, as the security module logs its refusals
     if let Err(e) = &parsed {
-        tracing::warn!(app = "-", call = "-", reason = %e, "refused");
+        tracing::warn!(app = "-", call = "-", reason = ?e.to_string(), "refused");
     }
-    parsed.map(Some)
+    parsed
 }
 
 /// `POST /api/file/{handle}`: overwrite, then drop every derivative of the old bytes.
@@ -162,17 +166,17 @@ pub async fn overwrite(
 /// `DELETE /api/file/{handle}`
 pub async fn delete(req: HttpRequest, origin: Shared, handle: web::Path<String>) -> Result<HttpResponse> {
     let query = QueryParams::parse(req.uri().query());
-    Ok(answer(&req, origin.delete_file(&handle, &asker(&req, &query)?).await?).await)
+    Ok(answer(&req, origin.delete_file(&handle, &asker(&req, &query, &origin)?).await?).await)
 }
 
 /// `GET|HEAD /api/file/{handle}`
 pub async fn read(req: HttpRequest, origin: Shared, handle: web::Path<String>) -> Result<HttpResponse> {
     let query = QueryParams::parse(req.uri().query());
-    Ok(answer(&req, origin.read_file(&handle, &query, &asker(&req, &query)?).await?).await)
+    Ok(answer(&req, origin.read_file(&handle, &query, &asker(&req, &query, &origin)?).await?).await)
 }
 
 /// `GET /api/file/{handle}/metadata`
 pub async fn metadata(req: HttpRequest, origin: Shared, handle: web::Path<String>) -> Result<HttpResponse> {
     let query = QueryParams::parse(req.uri().query());
-    Ok(answer(&req, origin.metadata(&handle, &query, &asker(&req, &query)?).await?).await)
+    Ok(answer(&req, origin.metadata(&handle, &query, &asker(&req, &query, &origin)?).await?).await)
 }

@@ -21,7 +21,7 @@ pub async fn handle(req: HttpRequest, origin: Shared) -> Result<HttpResponse> {
     let path = req.uri().path();
     if let Some(handle) = metadata_route(path) {
         let query = QueryParams::parse(req.uri().query());
-        let asker = super::files::asker(&req, &query)?;
+        let asker = super::files::asker(&req, &query, &origin)?;
         return Ok(answer(&req, origin.metadata(handle, &query, &asker).await?).await);
     }
     let parsed = origin.parse(path, req.uri().query())?;
@@ -31,7 +31,7 @@ pub async fn handle(req: HttpRequest, origin: Shared) -> Result<HttpResponse> {
         method,
         accepts: accepts(req.headers().get("accept").and_then(|v| v.to_str().ok()).unwrap_or("")),
         client_gone: peer.map(|p| Arc::new(move || p.gone()) as crate::origin::ClientGone),
-        bearer: super::files::bearer(&req)?,
+        bearer: super::files::bearer(&req, &origin)?,
         if_none_match: super::respond::if_none_match(&req),
     };
     Ok(answer(&req, origin.process(request).await?).await)

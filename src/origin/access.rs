@@ -8,37 +8,35 @@ use crate::security::{Access, Caller, Credentials, Grant};
 use crate::url::SourceSpec;
 
 impl Origin {
-    /// The app that stored the first stored file `source` reads; only looked up when apps are
-    /// configured (an open server has no owners).
-    pub(super) async fn owner(&self, source: &SourceSpec) -> Option<String> {
+    /// The apps that stored the files `access` reads (its handles: sources, list items, overlays),
+    /// each once; only looked up when apps are configured (an open server has no owners).
+    pub(super) async fn owners(&self, access: &Access<'_>) -> Vec<String> {
+        let mut owners = Vec::new();
         if !self.security.has_apps() {
-            return None;
+            return owners;
         }
-        let mut visit = vec![source];
-        while let Some(s) = visit.pop() {
-            match s {
-                SourceSpec::Handle { handle } => return self.store.meta(handle).await.ok()?.app.clone(),
-                SourceSpec::List { items } => visit.extend(items.iter().rev()),
-                _ => {}
+        for handle in &access.handles {
+            if let Some(app) = self.store.meta(handle).await.ok().and_then(|m| m.app.clone()) {
+                if !owners.contains(&app) {
+                    owners.push(app);
+                }
             }
         }
-        None
+        owners
     }
 
-    /// Authorize a call on stored files or sources: `owner_of` names what the request reads.
+    /// Authorize a call: `reads` says what the request reads (a handle needs no API key; other
+    /// sources, aliases and uploads do, as on Filestack).
     pub(super) async fn authorize(
         &self,
         apikey: Option<&str>,
         creds: Option<&Credentials>,
-        owner_of: Option<&SourceSpec>,
+        reads: Option<&SourceSpec>,
         access: &Access<'_>,
     ) -> Result<Grant> {
-        let owner = match owner_of {
-            Some(source) => self.owner(source).await,
-            None => None,
-        };
-        let key_required = !matches!(owner_of, Some(SourceSpec::Handle { .. }));
-        let caller = Caller { apikey, creds, owner: owner.as_deref(), key_required };
+        let owners = self.owners(access).await;
+        let key_required = !matches!(reads, Some(SourceSpec::Handle { .. }));
+        let caller = Caller { apikey, creds, owners: &owners, key_required };
         self.security.authorize(&caller, access)
     }
 }

@@ -42,7 +42,7 @@ impl Origin {
             return Ok(Answer::Json(debug_json(url, plan)));
         }
         if let Some(store) = store {
-            return self.store_task(&req, &store, &grant).await;
+            return self.store_task(&req, &store, &grant, creds.as_ref()).await;
         }
         if req.method == Method::Post {
             return Err(Error::MethodNotAllowed);

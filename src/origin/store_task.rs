@@ -5,19 +5,26 @@
 
 use super::deliver::sniffed_type;
 use super::files::inspect;
+use super::process::access;
 use super::{Answer, Method, Origin, ProcessRequest};
 use crate::cache;
 use crate::error::{Error, Result};
 use crate::pipeline::format::{sniff, Sniffed};
 use crate::plan::Store;
-use crate::security::Grant;
+use crate::security::{Call, Credentials, Grant, Target};
 use crate::store::{FileMeta, Upload};
 use crate::url::SourceSpec;
 
 impl Origin {
-    pub(super) async fn store_task(&self, req: &ProcessRequest, task: &Store, grant: &Grant) -> Result<Answer> {
+    pub(super) async fn store_task(
+        &self,
+        req: &ProcessRequest,
+        task: &Store,
+        grant: &Grant,
+        creds: Option<&Credentials>,
+    ) -> Result<Answer> {
         let token = match req.method {
-            Method::Get | Method::Head => Some(self.store_token(req, task).await?),
+            Method::Get | Method::Head => Some(self.store_token(req, task, grant).await?),
             Method::Post => None,
         };
         if let Some(token) = &token {
@@ -59,6 +66,7 @@ impl Origin {
             app: grant.app.clone(),
             ..probed
         };
+        self.authorize_size(req, task, creds, bytes.len() as u64).await?;
         let meta = self.store.put(None, bytes, upload).await?;
         if let Some(token) = &token {
             self.store.remember_stored(token, &meta.handle).await;
@@ -66,8 +74,25 @@ impl Origin {
         Ok(Answer::Json(self.store_json(&meta, req)))
     }
 
-    /// What identifies a `store` result: the store options and the plan over these source bytes.
-    async fn store_token(&self, req: &ProcessRequest, task: &Store) -> Result<String> {
+    /// The policy's `maxSize`/`minSize` against what is about to be stored (its size is known
+    /// only now, after the chain ran).
+    async fn authorize_size(
+        &self,
+        req: &ProcessRequest,
+        task: &Store,
+        creds: Option<&Credentials>,
+        size: u64,
+    ) -> Result<()> {
+        let (url, job) = (&req.parsed.url, req.parsed.job.as_ref());
+        let mut wanted = access(Call::Store, &url.source, job);
+        let (path, container, location) = (task.path.as_deref(), task.container.as_deref(), task.location.as_deref());
+        wanted.target = Target { path, container, location, size: Some(size) };
+        self.authorize(url.apikey.as_deref(), creds, Some(&url.source), &wanted).await.map(drop)
+    }
+
+    /// What identifies a `store` result: the app, the store options and the plan over these
+    /// source bytes (an app never gets a file another app stored).
+    async fn store_token(&self, req: &ProcessRequest, task: &Store, grant: &Grant) -> Result<String> {
         let parsed = &req.parsed;
         let key = match &parsed.job {
             Some(_) => self.derivative_key(parsed, req.negotiated()).await?,
@@ -76,7 +101,8 @@ impl Origin {
                 cache::key(&["store", &parsed.canonical, &version.identity, &version.version])
             }
         };
-        Ok(hex::encode(cache::key(&[&hex::encode(key), &task.canonical])))
+        let app = grant.app.as_deref().unwrap_or("");
+        Ok(hex::encode(cache::key(&[&hex::encode(key), &task.canonical, app])))
     }
 
     fn store_json(&self, meta: &FileMeta, req: &ProcessRequest) -> serde_json::Value {

@@ -23,21 +23,24 @@ impl From<SecurityParams> for Credentials {
 }
 
 impl Credentials {
-    /// An `Authorization` header value: `Bearer POLICY.SIGNATURE` or `Bearer JWT`. A value that
-    /// is neither is refused (401), never ignored: the client meant to prove something.
-    pub fn from_authorization(value: &str) -> Result<Credentials> {
+    /// An `Authorization` header value: `Bearer POLICY.SIGNATURE` or `Bearer JWT`. Another
+    /// scheme (a proxy's `Basic`) is none of Refract's business: no credentials. A `Bearer`
+    /// value that is neither form is refused (401), never ignored: the client meant to prove
+    /// something.
+    pub fn from_authorization(value: &str) -> Result<Option<Credentials>> {
         let malformed =
             || Error::Unauthorized("Authorization must be `Bearer POLICY.SIGNATURE` or `Bearer JWT` (HS256)".into());
-        let (scheme, token) = value.trim().split_once(' ').ok_or_else(malformed)?;
-        let token = token.trim();
-        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-            return Err(malformed());
+        let value = value.trim();
+        let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Ok(None);
         }
+        let token = token.trim();
         match token.split('.').collect::<Vec<_>>()[..] {
             [policy, signature] if !policy.is_empty() && !signature.is_empty() => {
-                Ok(Credentials::Signed(SecurityParams { policy: policy.into(), signature: signature.into() }))
+                Ok(Some(Credentials::Signed(SecurityParams { policy: policy.into(), signature: signature.into() })))
             }
-            [_, _, _] => Ok(Credentials::Jwt(token.to_string())),
+            [_, _, _] => Ok(Some(Credentials::Jwt(token.to_string()))),
             _ => Err(malformed()),
         }
     }
@@ -94,10 +97,12 @@ mod tests {
 
     #[test]
     fn authorization_headers_parse() {
-        let signed = Credentials::from_authorization("Bearer eyJleHBpcnkiOjF9.abcd").unwrap();
+        let signed = Credentials::from_authorization("Bearer eyJleHBpcnkiOjF9.abcd").unwrap().unwrap();
         assert!(matches!(signed, Credentials::Signed(p) if p.policy == "eyJleHBpcnkiOjF9" && p.signature == "abcd"));
-        assert!(matches!(Credentials::from_authorization("bearer a.b.c").unwrap(), Credentials::Jwt(_)));
-        for bad in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "Bearer nodot", "Bearer a.b.c.d", "Bearer .x"] {
+        assert!(matches!(Credentials::from_authorization("bearer a.b.c").unwrap(), Some(Credentials::Jwt(_))));
+        // a proxy's own scheme is not ours
+        assert_eq!(Credentials::from_authorization("Basic dXNlcjpwYXNz").unwrap(), None);
+        for bad in ["Bearer", "Bearer ", "Bearer nodot", "Bearer a.b.c.d", "Bearer .x"] {
             assert!(matches!(Credentials::from_authorization(bad), Err(Error::Unauthorized(_))), "{bad}");
         }
     }

@@ -78,8 +78,9 @@ impl<'a> Access<'a> {
 pub struct Caller<'a> {
     pub apikey: Option<&'a str>,
     pub creds: Option<&'a Credentials>,
-    /// The app that stored the file the request reads, when it is a stored file.
-    pub owner: Option<&'a str>,
+    /// The apps that stored the files the request reads (each once; files of an open server
+    /// have none). More than one is refused: a request is one app's.
+    pub owners: &'a [String],
     /// Filestack requires a key for external sources, aliases and uploads.
     pub key_required: bool,
 }
@@ -93,6 +94,9 @@ pub struct Grant {
 }
 
 struct App {
+    /// What files stored through this app record as their owner: the configured API key (never
+    /// the key a client sent). The legacy single app records none.
+    id: Option<String>,
     /// API keys that select this app; empty (a legacy `api_keys = []`) accepts any key.
     keys: Vec<String>,
     secrets: Vec<Vec<u8>>,
@@ -113,6 +117,7 @@ impl Security {
         let mut list: Vec<App> = apps.iter().map(App::from_config).collect();
         if legacy_secret.is_some() || !legacy_keys.is_empty() {
             list.push(App {
+                id: None,
                 keys: legacy_keys.to_vec(),
                 secrets: legacy_secret.map(|s| vec![s.as_bytes().to_vec()]).unwrap_or_default(),
                 require_signature: legacy_secret.is_some(),
@@ -135,11 +140,12 @@ impl Security {
     pub fn authorize(&self, caller: &Caller, access: &Access) -> Result<Grant> {
         let checked = self.app_for(caller).and_then(|app| match app {
             None => Ok(Grant::default()),
-            Some(app) => app.check(caller, access).map(|()| app.grant(caller)),
+            Some(app) => app.check(caller, access).map(|()| app.grant()),
         });
         if let Err(e) = &checked {
-            let app = caller.apikey.or(caller.owner).unwrap_or("-");
-            tracing::warn!(app, call = access.call.name(), reason = %e, "refused");
+            // Debug formatting escapes what a client chose (a key with a newline forges no line)
+            let app = caller.apikey.or(caller.owners.first().map(String::as_str)).unwrap_or("-");
+            tracing::warn!(app = ?app, call = access.call.name(), reason = ?e.to_string(), "refused");
         }
         checked
     }
@@ -148,16 +154,20 @@ impl Security {
         if self.apps.is_empty() {
             return Ok(None);
         }
+        if caller.owners.len() > 1 {
+            return Err(Error::Forbidden("the request reads files of several apps".into()));
+        }
+        let owner = caller.owners.first().map(String::as_str);
         if let Some(key) = caller.apikey {
             let app = self.apps.iter().find(|a| a.selected_by(key));
             let app = app.ok_or_else(|| Error::Forbidden(format!("unknown API key `{key}`")))?;
             // a file is read through the app that stored it
-            if caller.owner.is_some_and(|owner| !app.keys.is_empty() && !app.keys.iter().any(|k| k == owner)) {
+            if owner.is_some_and(|owner| app.id.as_deref() != Some(owner)) {
                 return Err(Error::Forbidden("the file belongs to another app".into()));
             }
             return Ok(Some(app));
         }
-        if let Some(app) = caller.owner.and_then(|o| self.apps.iter().find(|a| a.keys.iter().any(|k| k == o))) {
+        if let Some(app) = owner.and_then(|o| self.apps.iter().find(|a| a.id.as_deref() == Some(o))) {
             return Ok(Some(app));
         }
         match &self.apps[..] {
@@ -173,6 +183,7 @@ impl Security {
 impl App {
     fn from_config(c: &AppConfig) -> App {
         App {
+            id: Some(c.api_key.clone()),
             keys: vec![c.api_key.clone()],
             secrets: c.secrets.iter().map(|s| s.as_bytes().to_vec()).collect(),
             require_signature: c.require_signature.unwrap_or(!c.secrets.is_empty()),
@@ -187,9 +198,8 @@ impl App {
         self.keys.is_empty() || self.keys.iter().any(|k| k == key)
     }
 
-    fn grant(&self, caller: &Caller) -> Grant {
-        let app = caller.apikey.map(str::to_string).or_else(|| self.keys.first().cloned());
-        Grant { app, private: self.require_signature.then_some(self.private) }
+    fn grant(&self) -> Grant {
+        Grant { app: self.id.clone(), private: self.require_signature.then_some(self.private) }
     }
 
     /// The app's own limits, then the credentials (required, or checked when given).
@@ -293,12 +303,13 @@ mod tests {
             s.authorize(&with(&c), &a)
         };
         assert!(store(Some("/uploads/a.jpg"), Some("user-7"), Some(500)).is_ok());
-        assert!(store(None, None, None).is_ok(), "what is not known yet is checked later");
+        assert!(store(Some("/uploads/a.jpg"), Some("user-7"), None).is_ok(), "a size not known yet is checked later");
+        assert!(store(None, Some("user-7"), Some(500)).is_err(), "a path left out is the empty path");
         for (path, container, size, why) in [
-            (Some("/other/a.jpg"), None, None, "path"),
-            (None, Some("admin"), None, "container"),
-            (None, None, Some(1001), "maxSize"),
-            (None, None, Some(9), "minSize"),
+            (Some("/other/a.jpg"), Some("user-7"), None, "path"),
+            (Some("/uploads/a.jpg"), Some("admin"), None, "container"),
+            (Some("/uploads/a.jpg"), Some("user-7"), Some(1001), "maxSize"),
+            (Some("/uploads/a.jpg"), Some("user-7"), Some(9), "minSize"),
         ] {
             let e = store(path, container, size).unwrap_err().to_string();
             assert!(e.contains(why), "{why}: {e}");
@@ -337,11 +348,16 @@ mod tests {
         assert!(matches!(as_app("KEY_C", &signed("b-only-secret-012345", &policy)), Err(Error::Forbidden(_))));
         // no key: the app that stored the file decides; a file of A read with B's key is refused
         let b_creds = signed("b-only-secret-012345", &policy);
-        let owned_by_a = Caller { owner: Some("KEY_A"), ..with(&b_creds) };
+        let a = ["KEY_A".to_string()];
+        let owned_by_a = Caller { owners: &a, ..with(&b_creds) };
         assert!(s.authorize(&owned_by_a, &read).is_err());
         assert!(s.authorize(&Caller { apikey: Some("KEY_B"), ..owned_by_a }, &read).is_err());
-        let owned_by_b = Caller { owner: Some("KEY_B"), ..with(&b_creds) };
+        let b = ["KEY_B".to_string()];
+        let owned_by_b = Caller { owners: &b, ..with(&b_creds) };
         assert!(s.authorize(&owned_by_b, &read).is_ok());
+        // a request over files of two apps is nobody's
+        let both = ["KEY_A".to_string(), "KEY_B".to_string()];
+        assert!(s.authorize(&Caller { apikey: Some("KEY_B"), owners: &both, ..with(&b_creds) }, &read).is_err());
         // neither key nor owner, two apps: which secret to check with is unknown
         assert!(matches!(s.authorize(&with(&b_creds), &read), Err(Error::Unauthorized(_))));
     }

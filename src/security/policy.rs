@@ -1,7 +1,7 @@
 //! A Filestack policy, once its signature is verified: `expiry`, `call`, `handle`, `url`, `path`,
 //! `container`, `maxSize`, `minSize`, each checked against what the request does.
 
-use super::{Access, Target};
+use super::{Access, Call, Target};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 
@@ -57,8 +57,10 @@ impl Policy {
             }
         }
         if let Some(h) = &self.handle {
-            // a handle-bound policy allows that handle and nothing else: no URL, no alias
-            if access.handles.iter().any(|x| x != h) || !access.urls.is_empty() || !access.aliases.is_empty() {
+            // a handle-bound policy allows that handle and nothing else: no URL, no alias, and
+            // no call that touches no handle at all (a new upload)
+            let others = access.handles.iter().any(|x| x != h) || !access.urls.is_empty() || !access.aliases.is_empty();
+            if others || access.handles.is_empty() {
                 return Err(Error::Forbidden(format!("policy is limited to handle `{h}`")));
             }
         }
@@ -67,18 +69,21 @@ impl Policy {
                 return Err(Error::Forbidden("policy does not allow this source URL".into()));
             }
         }
-        self.check_target(&access.target)
+        let writes = matches!(access.call, Call::Store | Call::Write);
+        self.check_target(&access.target, writes)
     }
 
-    /// The limits on where a file is written and how large it is (checked when known).
-    fn check_target(&self, target: &Target) -> Result<()> {
+    /// The limits on where a file is written and how large it is (the size when known). For a
+    /// write, a path or container left out is the empty one: leaving it out must not skip the rule.
+    fn check_target<'a>(&self, target: &Target<'a>, writes: bool) -> Result<()> {
         let refuse = |why: String| Err(Error::Forbidden(why));
-        if let (Some(p), Some(path)) = (&self.path, target.path) {
+        let given = |v: Option<&'a str>| if writes { Some(v.unwrap_or("")) } else { v };
+        if let (Some(p), Some(path)) = (&self.path, given(target.path)) {
             if !whole_match(p, path) {
                 return refuse(format!("policy does not allow the storage path `{path}`"));
             }
         }
-        if let (Some(c), Some(container)) = (&self.container, target.container) {
+        if let (Some(c), Some(container)) = (&self.container, given(target.container)) {
             if !whole_match(c, container) {
                 return refuse(format!("policy does not allow the container `{container}`"));
             }

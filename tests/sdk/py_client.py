@@ -53,4 +53,8 @@ security = signing or Security({"expiry": 4102444800, "call": ["remove"]}, "an-a
 doomed = Filelink(out["intelligent"], apikey=APIKEY, security=security)
 doomed.delete()
 out["deleted"] = out["intelligent"]
+# a third copy, overwritten with another file (multipart form, as the SDK sends it)
+replacement = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures", "hopper.jpg")
+out["overwritten"] = client.upload_url(from_url, store_params={"filename": "twice.png"}).handle
+Filelink(out["overwritten"], apikey=APIKEY, security=security).overwrite(filepath=replacement)
 print(json.dumps(out))
