@@ -54,6 +54,8 @@ impl OptSpec {
 pub enum Support {
     /// Runs in the image pipeline.
     Image,
+    /// Runs in the audio pipeline (`waveform`).
+    Audio,
     /// Changes how the request is handled (cache, store, fallback…), not the pixels.
     Control,
     /// Parses and validates, answers 501.
@@ -118,6 +120,18 @@ const STORE_OPTS: &[OptSpec] = &[
     o("access", "", Enum(ACCESS)),
     o("base64decode", "base64", Bool),
     o("workflows", "", List),
+];
+
+/// `waveform`: Refract's own task (no peer has it): the audio's envelope as an image or JSON.
+const WAVEFORM_OPTS: &[OptSpec] = &[
+    o("width", "w", Int(1, 4000)).or("800"),
+    o("height", "h", Int(1, 1000)).or("200"),
+    o("color", "c", Color).or("000000"),
+    o("background", "bg", Color).or("transparent"),
+    o("style", "s", Enum(&["bars", "line", "mirror"])).or("bars"),
+    o("start", "", Num(0.0, 86400.0)).or("0"),
+    o("duration", "", Num(0.001, 86400.0)),
+    o("format", "f", Enum(&["png", "svg", "json"])).or("png"),
 ];
 
 const AV_OPTS: &[OptSpec] = &[
@@ -468,6 +482,7 @@ pub static TASKS: &[TaskSpec] = &[
         ],
     ),
     t("video_convert", false, NotImplemented, AV_OPTS),
+    t("waveform", true, Audio, WAVEFORM_OPTS),
     t("video_playlist", true, NotImplemented, AV_OPTS),
     t("pdfinfo", true, NotImplemented, &[o("colorinfo", "", Bool)]),
     t(

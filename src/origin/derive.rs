@@ -7,7 +7,7 @@ use super::{Body, Disposition, FileAnswer, Origin, Parsed, ProcessRequest};
 use crate::cache::{self, Cached, EntryMeta, Key};
 use crate::error::Result;
 use crate::metrics::METRICS;
-use crate::pipeline::{self, job::ImageJob, Format, Limits, Rendered};
+use crate::pipeline::{self, job::Job, Format, Limits, Rendered};
 use crate::plan::CachePolicy;
 use crate::pool::Admission;
 use crate::url::SourceSpec;
@@ -175,7 +175,7 @@ impl Origin {
         let started = Instant::now();
         let bytes = self.sources.fetch(&parsed.url.source).await?;
         let mut overlays = pipeline::Overlays::new();
-        for overlay in parsed.job.as_ref().map(ImageJob::overlays).unwrap_or_default() {
+        for overlay in parsed.job.as_ref().map(Job::overlays).unwrap_or_default() {
             overlays.insert(overlay.to_string(), self.sources.fetch(&SourceSpec::file_ref(overlay)?).await?);
         }
         let fetched = started.elapsed();
@@ -185,7 +185,7 @@ impl Origin {
         };
         let work =
             Work { parsed: parsed.clone(), negotiated, limits: self.limits(), ttl, key, cache: self.cache.clone() };
-        let (cached, transform) = admitted.run(move || work.run(&bytes, &overlays), abandoned).await?;
+        let (cached, transform) = admitted.run(move || work.run(bytes, &overlays), abandoned).await?;
         let status = if key.is_some() { "refract; fwd=uri-miss; stored" } else { "refract; fwd=bypass" };
         let timing = format!("fetch;dur={:.1}, transform;dur={:.1}", ms(fetched), ms(transform));
         Ok(Outcome { cached, status, timing })
@@ -207,10 +207,10 @@ struct Work {
 }
 
 impl Work {
-    fn run(self, bytes: &[u8], overlays: &pipeline::Overlays) -> Result<(Arc<Cached>, Duration)> {
+    fn run(self, bytes: bytes::Bytes, overlays: &pipeline::Overlays) -> Result<(Arc<Cached>, Duration)> {
         let t = Instant::now();
         let job = self.parsed.job.as_ref().expect("compute needs a job");
-        let rendered = pipeline::run_with(bytes, job, self.negotiated, self.limits, overlays);
+        let rendered = pipeline::render(bytes, job, self.negotiated, self.limits, overlays);
         let elapsed = t.elapsed();
         METRICS.transform_seconds.observe(elapsed.as_secs_f64());
         METRICS.transforms.with_label_values(&[if rendered.is_ok() { "ok" } else { "error" }]).inc();
@@ -224,7 +224,7 @@ impl Work {
         Ok((cached, elapsed))
     }
 
-    fn entry_meta(&self, rendered: &Rendered, job: &ImageJob) -> EntryMeta {
+    fn entry_meta(&self, rendered: &Rendered, job: &Job) -> EntryMeta {
         let now = cache::now();
         EntryMeta {
             content_type: rendered.content_type.to_string(),

@@ -4,7 +4,7 @@
 use super::access::{first_credentials, private};
 use super::{Answer, Caching, FileAnswer, Method, Origin, ProcessRequest};
 use crate::error::{Error, Result};
-use crate::pipeline::job::ImageJob;
+use crate::pipeline::job::Job;
 use crate::plan::Plan;
 use crate::security::{Access, Call, Credentials, Target};
 use crate::url::{ParsedUrl, SourceSpec};
@@ -91,9 +91,9 @@ fn fallback_applies(e: &Error) -> bool {
 }
 
 /// What a request reads: its source (recursively for lists) and the files its job overlays.
-pub(super) fn access<'a>(call: Call, source: &'a SourceSpec, job: Option<&'a ImageJob>) -> Access<'a> {
+pub(super) fn access<'a>(call: Call, source: &'a SourceSpec, job: Option<&'a Job>) -> Access<'a> {
     let mut access = Access::new(call);
-    for overlay in job.map(ImageJob::overlays).unwrap_or_default() {
+    for overlay in job.map(Job::overlays).unwrap_or_default() {
         // a handle, or an alias path (validated by the plan)
         match overlay.starts_with("src://") {
             true => access.aliases.extend(overlay[6..].split('/').next()),

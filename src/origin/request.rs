@@ -3,7 +3,7 @@
 
 use super::Origin;
 use crate::error::{Error, Result};
-use crate::pipeline::{job::ImageJob, Format};
+use crate::pipeline::{job::Job, Format};
 use crate::plan::Plan;
 use crate::security::Credentials;
 use crate::url::{self, ParsedUrl, SecurityParams};
@@ -57,7 +57,7 @@ pub struct Parsed {
     pub plan: Plan,
     pub query: QueryParams,
     /// `None` when there is nothing to compute (plain delivery, or `debug`).
-    pub job: Option<ImageJob>,
+    pub job: Option<Job>,
     pub canonical: String,
 }
 
@@ -144,7 +144,7 @@ impl Origin {
         }
         let plan = Plan::build(&url)?;
         let computes = plan.processing().next().is_some() && !url.debug;
-        let job = if computes { Some(ImageJob::compile(&plan)?) } else { None };
+        let job = if computes { Some(Job::compile(&plan)?) } else { None };
         Ok(Parsed { canonical: plan.canonical(), url, plan, query, job })
     }
 }

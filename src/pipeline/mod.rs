@@ -1,6 +1,7 @@
 //! Image pipeline: sniff → probe (pixel limit) → decode with shrink-on-load → orient → tasks →
 //! encode. Pure CPU work: callers run it on the blocking pool, never on the async executor.
 
+pub mod audio;
 pub mod colour;
 pub mod decode;
 pub mod encode;
@@ -14,7 +15,7 @@ pub mod steps;
 
 pub use error::{PipelineError, Result};
 pub use format::Format;
-use job::{Answer, ImageJob, Op};
+use job::{Answer, ImageJob, Job, Op};
 
 /// The result of a transform.
 #[derive(Debug, Clone)]
@@ -81,6 +82,20 @@ impl Budget {
 /// when the job asks for automatic format (decided by the front, not here).
 /// Stored images a job overlays (watermarks), by handle.
 pub type Overlays = std::collections::HashMap<String, bytes::Bytes>;
+
+/// Run a job: an image job on the image pipeline, an audio job on the audio one.
+pub fn render(
+    bytes: bytes::Bytes,
+    job: &Job,
+    negotiated: Option<Format>,
+    limits: Limits,
+    overlays: &Overlays,
+) -> Result<Rendered> {
+    match job {
+        Job::Image(image) => run_with(&bytes, image, negotiated, limits, overlays),
+        Job::Audio(audio) => audio::run(bytes, audio, limits),
+    }
+}
 
 pub fn run(bytes: &[u8], job: &ImageJob, negotiated: Option<Format>, limits: Limits) -> Result<Rendered> {
     run_with(bytes, job, negotiated, limits, &Overlays::new())

@@ -4,6 +4,7 @@
 pub mod color;
 /// The task table lives in a leaf module the grammar shares (`crate::schema`).
 pub use crate::schema;
+pub mod audio;
 mod control;
 pub mod image;
 pub use control::{Content, Fallback, Store};
