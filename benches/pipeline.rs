@@ -12,6 +12,7 @@ const LIMITS: Limits = Limits {
     max_metadata_bytes: 16 << 20,
     max_upscale: 16.0,
     timeout: std::time::Duration::from_secs(600),
+    audio_timeout: std::time::Duration::from_secs(600),
 };
 
 fn photo(name: &str) -> Option<Vec<u8>> {
@@ -86,6 +87,7 @@ fn bench_end_to_end(c: &mut Criterion) {
                 ops: vec![resize_op(800)],
                 output: output(format),
                 answer: refract::pipeline::job::Answer::Image,
+                from_cover: false,
             };
             g.bench_with_input(BenchmarkId::new(format.extension(), name), &bytes, |b, bytes| {
                 b.iter(|| refract::pipeline::run(bytes, &job, None, limits).unwrap())

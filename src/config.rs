@@ -76,6 +76,8 @@ pub struct Config {
     pub max_upscale: f64,
     /// Budget of one transform, checked between steps and inside long loops.
     pub transform_timeout_ms: u64,
+    /// Budget of one audio job (a conversion decodes and encodes the whole file).
+    pub audio_timeout_ms: u64,
     /// Serve stored SVG inline (still sandboxed) instead of as an attachment.
     pub inline_svg: bool,
     /// Uploads read at once; more answer 503.
@@ -119,6 +121,7 @@ impl Default for Config {
             max_chain: 30,
             max_upscale: 16.0,
             transform_timeout_ms: 30_000,
+            audio_timeout_ms: 600_000,
             inline_svg: false,
             max_concurrent_uploads: 16,
             upload_min_bytes_per_sec: 4096,
@@ -220,13 +223,14 @@ impl Config {
             }
         }
         self.validate_apps()?;
-        let ranges: [(&str, u64, u64, u64); 9] = [
+        let ranges: [(&str, u64, u64, u64); 10] = [
             ("max_pixels", self.max_pixels, 1, 1 << 32),
             ("max_upload_bytes", self.max_upload_bytes, 1, 1 << 40),
             ("max_source_bytes", self.max_source_bytes, 1, 1 << 40),
             ("workers", self.workers as u64, 0, 1024),
             ("max_chain", self.max_chain as u64, 1, 1000),
             ("transform_timeout_ms", self.transform_timeout_ms, 1, 3_600_000),
+            ("audio_timeout_ms", self.audio_timeout_ms, 1, 86_400_000),
             ("max_concurrent_uploads", self.max_concurrent_uploads as u64, 1, 100_000),
             ("cache_ttl_secs", self.cache_ttl_secs, 1, 10 * 365 * 86_400),
             ("max_metadata_bytes", self.max_metadata_bytes, 1024, 1 << 30),

@@ -87,14 +87,10 @@ fn transform(input: &PathBuf, tasks: &str, output: &PathBuf, file: Option<PathBu
     let path = format!("/{}/input", tasks.trim_matches('/'));
     let url = refract::url::parse(&path, None).map_err(|e| e.to_string())?;
     let plan = refract::plan::Plan::build(&url).map_err(|e| e.to_string())?;
-    let job = refract::pipeline::job::ImageJob::compile(&plan).map_err(|e| e.to_string())?;
-    let limits = refract::pipeline::Limits {
-        max_pixels: config.max_pixels,
-        max_metadata_bytes: config.max_metadata_bytes,
-        max_upscale: config.max_upscale,
-        timeout: std::time::Duration::from_millis(config.transform_timeout_ms),
-    };
-    let out = refract::pipeline::run(&bytes, &job, None, limits).map_err(|e| e.to_string())?;
+    let job = refract::pipeline::job::Job::compile(&plan).map_err(|e| e.to_string())?;
+    let limits = refract::origin::limits(&config);
+    let overlays = refract::pipeline::Overlays::new();
+    let out = refract::pipeline::render(bytes.into(), &job, None, limits, &overlays).map_err(|e| e.to_string())?;
     std::fs::write(output, &out.bytes).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
     eprintln!("wrote {} ({}, {} bytes)", output.display(), out.content_type, out.bytes.len());
     Ok(())

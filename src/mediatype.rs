@@ -29,6 +29,24 @@ pub fn parse_declared(declared: &str) -> Result<String> {
     }
 }
 
+/// Audio recognised from the bytes themselves (the stored type of an upload whose name says
+/// nothing, or lies): the container's magic, or an MPEG audio frame header.
+pub fn sniff_audio(b: &[u8]) -> Option<&'static str> {
+    let at = |offset: usize, magic: &[u8]| b.get(offset..offset + magic.len()) == Some(magic);
+    Some(match () {
+        _ if at(0, b"fLaC") => "audio/flac",
+        _ if at(0, b"OggS") => "audio/ogg",
+        _ if at(0, b"RIFF") && at(8, b"WAVE") => "audio/wav",
+        _ if at(0, b"FORM") && (at(8, b"AIFF") || at(8, b"AIFC")) => "audio/aiff",
+        _ if at(4, b"ftyp") && (at(8, b"M4A ") || at(8, b"M4B ")) => "audio/mp4",
+        _ if at(0, b"ID3") => "audio/mpeg",
+        _ if b.len() >= 4 && b[0] == 0xFF && b[1] & 0xE0 == 0xE0 && b[1] & 0x06 != 0 && b[2] & 0xF0 != 0xF0 => {
+            "audio/mpeg"
+        }
+        _ => return None,
+    })
+}
+
 /// Active content recognised from the bytes themselves: markup a browser would run.
 pub fn sniff_active(bytes: &[u8]) -> Option<&'static str> {
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).to_ascii_lowercase();

@@ -134,6 +134,8 @@ const WAVEFORM_OPTS: &[OptSpec] = &[
     o("format", "f", Enum(&["png", "svg", "json"])).or("png"),
 ];
 
+/// `video_convert` (Filestack's JSON protocol, the result stored) and `audio_convert` (Refract's
+/// direct form: the URL answers the converted bytes) share these; video options answer 501.
 const AV_OPTS: &[OptSpec] = &[
     o("preset", "p", Str),
     o("width", "", Int(1, 10000)),
@@ -144,12 +146,12 @@ const AV_OPTS: &[OptSpec] = &[
     o("filename", "", Str),
     o("upscale", "", Bool),
     o("aspect_mode", "", Enum(&["letterbox", "pad", "crop", "preserve", "constrain"])),
-    o("audio_sample_rate", "audio_samplerate", Int(0, 99999)),
+    o("audio_sample_rate", "audio_samplerate", Int(1, 99999)),
     o("two_pass", "", Bool),
     o("video_bitrate", "", Int(1, 5000)),
     o("fps", "", Int(1, 300)),
     o("keyframe_interval", "", Int(1, 300)),
-    o("audio_bitrate", "", Int(0, 999)),
+    o("audio_bitrate", "", Int(1, 999)),
     o("audio_codec", "", Str),
     o("audio_channels", "", Int(1, 12)),
     o("clip_length", "", Time),
@@ -481,8 +483,11 @@ pub static TASKS: &[TaskSpec] = &[
             o("device", "", Str),
         ],
     ),
-    t("video_convert", false, NotImplemented, AV_OPTS),
+    t("video_convert", false, Audio, AV_OPTS),
+    t("audio_convert", true, Audio, AV_OPTS),
     t("waveform", true, Audio, WAVEFORM_OPTS),
+    // Refract's: the embedded cover picture of an audio source, as the image the chain transforms
+    t("audio_cover", true, Image, &[]),
     t("video_playlist", true, NotImplemented, AV_OPTS),
     t("pdfinfo", true, NotImplemented, &[o("colorinfo", "", Bool)]),
     t(

@@ -8,6 +8,7 @@ use crate::cache::{self, Cached, EntryMeta, Key};
 use crate::error::Result;
 use crate::metrics::METRICS;
 use crate::pipeline::{self, job::Job, Format, Limits, Rendered};
+use crate::plan::audio::conversion_filename;
 use crate::plan::CachePolicy;
 use crate::pool::Admission;
 use crate::url::SourceSpec;
@@ -21,6 +22,8 @@ pub struct Outcome {
     pub(super) cached: Arc<Cached>,
     status: &'static str,
     timing: String,
+    /// Made by this request: its whole lifetime is ahead (the clock may have ticked since).
+    fresh: bool,
 }
 
 impl Origin {
@@ -32,15 +35,13 @@ impl Origin {
         };
         let parsed = &req.parsed;
         let meta = &outcome.cached.meta;
-        let stem = match &parsed.url.source {
-            SourceSpec::Handle { handle } => {
-                self.store.meta(handle).await.map(|m| m.filename.clone()).unwrap_or_else(|_| handle.clone())
-            }
-            other => other.identity(),
-        };
-        let stem = stem.rsplit('/').next().unwrap_or("file").split(['.', '?']).next().unwrap_or("file").to_string();
+        let stem = self.source_stem(&parsed.url.source).await;
         let content = parsed.plan.content();
-        let filename = content.filename.unwrap_or_else(|| format!("{stem}.{}", meta.extension));
+        let since = if outcome.fresh { meta.created } else { cache::now() };
+        let filename = content
+            .filename
+            .or_else(|| conversion_filename(&parsed.plan))
+            .unwrap_or_else(|| format!("{stem}.{}", meta.extension));
         let mut tags = vec![surrogate_source_key(&parsed.url.source)];
         // an alias overlay is tagged as a source is (a digest: its path may hold any character)
         let overlay_tag = |o: &String| SourceSpec::file_ref(o).map(|s| surrogate_source_key(&s)).unwrap_or(o.clone());
@@ -51,13 +52,24 @@ impl Origin {
             content_type: meta.content_type.clone(),
             checksum: meta.checksum.clone(),
             modified: meta.created,
-            caching: self.caching(parsed.plan.cache, meta.expires.saturating_sub(cache::now())),
+            caching: self.caching(parsed.plan.cache, meta.expires.saturating_sub(since)),
             surrogate_keys: tags,
             vary_accept: meta.vary_accept,
             disposition: Disposition { filename, attachment: parsed.query.download || content.attachment },
             cache_status: outcome.status,
             timing: outcome.timing,
         })
+    }
+
+    /// The source's name without its extension: a stored file's name, or the URL's last part.
+    pub(super) async fn source_stem(&self, source: &SourceSpec) -> String {
+        let name = match source {
+            SourceSpec::Handle { handle } => {
+                self.store.meta(handle).await.map(|m| m.filename.clone()).unwrap_or_else(|_| handle.clone())
+            }
+            other => other.identity(),
+        };
+        name.rsplit('/').next().unwrap_or("file").split(['.', '?']).next().unwrap_or("file").to_string()
     }
 
     /// A conditional request whose tag names the cached derivative: answered from the cache
@@ -79,7 +91,7 @@ impl Origin {
             return Ok(None);
         }
         let cached = Arc::new(Cached::new(Bytes::new(), meta));
-        Ok(Some((Outcome { cached, status: REVALIDATED, timing: "cache;desc=index".into() }, key)))
+        Ok(Some((Outcome { cached, status: REVALIDATED, timing: "cache;desc=index".into(), fresh: false }, key)))
     }
 
     /// Everything that changes a derivative's bytes, hashed: the pipeline's version, the
@@ -154,12 +166,17 @@ impl Origin {
     async fn lookup(&self, key: Key) -> Option<Outcome> {
         if let Some(hit) = self.cache.get_hot(&key) {
             METRICS.cache_hits.with_label_values(&["memory"]).inc();
-            return Some(Outcome { cached: hit, status: "refract; hit", timing: "cache;desc=memory".into() });
+            return Some(Outcome {
+                cached: hit,
+                status: "refract; hit",
+                timing: "cache;desc=memory".into(),
+                fresh: false,
+            });
         }
         let cache = self.cache.clone();
         let hit = tokio::task::spawn_blocking(move || cache.get(&key)).await.ok().flatten()?;
         METRICS.cache_hits.with_label_values(&["disk"]).inc();
-        Some(Outcome { cached: hit, status: "refract; hit", timing: "cache;desc=disk".into() })
+        Some(Outcome { cached: hit, status: "refract; hit", timing: "cache;desc=disk".into(), fresh: false })
     }
 
     /// Fetch the source and its overlays, then run the pipeline on the pool; keep the result
@@ -188,7 +205,7 @@ impl Origin {
         let (cached, transform) = admitted.run(move || work.run(bytes, &overlays), abandoned).await?;
         let status = if key.is_some() { "refract; fwd=uri-miss; stored" } else { "refract; fwd=bypass" };
         let timing = format!("fetch;dur={:.1}, transform;dur={:.1}", ms(fetched), ms(transform));
-        Ok(Outcome { cached, status, timing })
+        Ok(Outcome { cached, status, timing, fresh: true })
     }
 }
 

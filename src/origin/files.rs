@@ -6,7 +6,7 @@ use super::{Answer, Asker, Origin, QueryParams};
 use crate::error::{Error, Result};
 use crate::mediatype;
 use crate::pipeline::format::{sniff, Sniffed};
-use crate::pipeline::{decode, guard, Limits};
+use crate::pipeline::{self, decode, guard, Limits};
 use crate::security::{Access, Call, Credentials, Grant, Target};
 use crate::store::{FileMeta, Spooled, Upload};
 use crate::url::SourceSpec;
@@ -144,11 +144,39 @@ impl Origin {
     pub async fn metadata(&self, handle: &str, query: &QueryParams, asker: &Asker) -> Result<Answer> {
         self.file_grant(handle, asker, Call::Stat).await?;
         let meta = self.store.meta(handle).await?;
-        let all = metadata_json(&meta);
+        let mut all = metadata_json(&meta);
+        let audio = meta.mimetype.starts_with("audio/");
+        if audio {
+            let info = self.audio_info(handle).await?;
+            if let Some(fields) = all.as_object_mut() {
+                fields.extend(info);
+            }
+        }
         let asked: Vec<&str> = query.pairs.iter().filter(|(_, v)| v == "true").map(|(k, _)| k.as_str()).collect();
-        let fields: &[&str] = if asked.is_empty() { &DEFAULT_FIELDS } else { &asked };
+        let defaults: Vec<&str> =
+            DEFAULT_FIELDS.iter().chain(if audio { &AUDIO_FIELDS[..] } else { &[] }).copied().collect();
+        let fields: &[&str] = if asked.is_empty() { &defaults } else { &asked };
         let out = fields.iter().filter_map(|f| Some((f.to_string(), all.get(*f)?.clone()))).collect();
         Ok(Answer::Json(serde_json::Value::Object(out)))
+    }
+
+    /// What an audio file holds (codec, duration, rate, channels, tags, cover), read on the
+    /// pool: the container's headers, and its packets when it does not state its length.
+    async fn audio_info(&self, handle: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let bytes = self.sources.fetch(&SourceSpec::Handle { handle: handle.to_string() }).await?;
+        let limits = self.limits();
+        let describe = move || {
+            let info = pipeline::audio::probe::describe(bytes, &pipeline::Budget::audio(limits))?;
+            serde_json::to_value(info).map_err(Error::internal)
+        };
+        let serde_json::Value::Object(mut fields) = self.pool.run(describe, || false).await? else {
+            return Ok(Default::default());
+        };
+        // the file's `container` is its storage container: the audio container is its `format`
+        if let Some(format) = fields.remove("container") {
+            fields.insert("format".into(), format);
+        }
+        Ok(fields)
     }
 
     /// Drop every derivative of a handle, as a source or as an overlay (a sled scan and file
@@ -161,6 +189,11 @@ impl Origin {
 
 const DEFAULT_FIELDS: [&str; 10] =
     ["filename", "mimetype", "size", "uploaded", "width", "height", "container", "path", "location", "writeable"];
+
+/// Answered by default for audio files, besides the usual set. (`container` there is the
+/// storage container; the audio container is `format`.)
+const AUDIO_FIELDS: [&str; 9] =
+    ["codec", "format", "duration", "sample_rate", "channels", "bits_per_sample", "bitrate", "tags", "cover"];
 
 fn metadata_json(meta: &FileMeta) -> serde_json::Value {
     serde_json::json!({
@@ -235,9 +268,10 @@ pub(super) fn inspect(
                     "the upload claims to be {image} but its bytes are not an image in a known format"
                 )));
             }
-            let mime = match mediatype::sniff_active(bytes) {
-                Some(active) => active.to_string(),
-                None => mediatype::allow_listed(claimed.as_deref().unwrap_or("application/octet-stream")),
+            let mime = match (mediatype::sniff_active(bytes), mediatype::sniff_audio(bytes)) {
+                (Some(active), _) => active.to_string(),
+                (None, Some(audio)) if !claimed.as_deref().is_some_and(|c| c.starts_with("audio/")) => audio.into(),
+                _ => mediatype::allow_listed(claimed.as_deref().unwrap_or("application/octet-stream")),
             };
             Ok(Upload { mimetype: Some(mime), ..Upload::default() })
         }

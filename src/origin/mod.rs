@@ -81,12 +81,18 @@ impl Origin {
 
     /// What one transform may cost.
     pub fn limits(&self) -> Limits {
-        Limits {
-            max_pixels: self.config.max_pixels,
-            max_metadata_bytes: self.config.max_metadata_bytes,
-            max_upscale: self.config.max_upscale,
-            timeout: std::time::Duration::from_millis(self.config.transform_timeout_ms),
-        }
+        limits(&self.config)
+    }
+}
+
+/// What one transform may cost, as configured.
+pub fn limits(config: &Config) -> Limits {
+    Limits {
+        max_pixels: config.max_pixels,
+        max_metadata_bytes: config.max_metadata_bytes,
+        max_upscale: config.max_upscale,
+        timeout: std::time::Duration::from_millis(config.transform_timeout_ms),
+        audio_timeout: std::time::Duration::from_millis(config.audio_timeout_ms),
     }
 }
 

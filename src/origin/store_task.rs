@@ -11,6 +11,7 @@ use crate::cache;
 use crate::error::{Error, Result};
 use crate::pipeline::format::{sniff, Sniffed};
 use crate::plan::Store;
+
 use crate::security::{Call, Credentials, Grant, Target};
 use crate::store::{FileMeta, Upload};
 use crate::url::SourceSpec;
@@ -29,7 +30,7 @@ impl Origin {
         };
         if let Some(token) = &token {
             if let Some(meta) = self.store.stored_under(token).await {
-                return Ok(Answer::Json(self.store_json(&meta, req)));
+                return Ok(Answer::Json(self.stored_json(&meta, req, task, token)));
             }
         }
         let (bytes, mimetype, extension) = match &req.parsed.job {
@@ -58,8 +59,9 @@ impl Origin {
             SourceSpec::Url { url } => Some(url.clone()),
             _ => None,
         };
+        let stem = if task.conversion { self.source_stem(&req.parsed.url.source).await } else { "stored".into() };
         let upload = Upload {
-            filename: task.filename.clone().or_else(|| Some(format!("stored.{extension}"))),
+            filename: task.filename.clone().or_else(|| Some(format!("{stem}.{extension}"))),
             container: task.container.clone(),
             path: task.path.clone(),
             source_url,
@@ -71,7 +73,34 @@ impl Origin {
         if let Some(token) = &token {
             self.store.remember_stored(token, &meta.handle).await;
         }
-        Ok(Answer::Json(self.store_json(&meta, req)))
+        let token = token.unwrap_or_else(|| meta.version.clone());
+        Ok(Answer::Json(self.stored_json(&meta, req, task, &token)))
+    }
+
+    /// The `store` task's JSON, or a `video_convert`'s (Filestack's conversion protocol).
+    fn stored_json(&self, meta: &FileMeta, req: &ProcessRequest, task: &Store, token: &str) -> serde_json::Value {
+        match task.conversion {
+            true => self.conversion_json(meta, token),
+            false => self.store_json(meta, req),
+        }
+    }
+
+    /// Filestack's conversion answer. The job has run by the time anyone reads this, so the
+    /// first answer is already `completed`; the SDKs read `uuid` and `timestamp` from it, then
+    /// `status` and `data.url` (`scheme://host/HANDLE`, a file of its own) when they poll the
+    /// same URL, which answers the same file.
+    fn conversion_json(&self, meta: &FileMeta, token: &str) -> serde_json::Value {
+        let url = format!("{}/{}", self.public_url, meta.handle);
+        serde_json::json!({
+            "uuid": &token[..32.min(token.len())],
+            "timestamp": (meta.uploaded / 1000).to_string(),
+            "status": "completed",
+            "data": { "url": url, "handle": meta.handle, "size": meta.size, "mimetype": meta.mimetype },
+            "metadata": {
+                "result": { "filename": meta.filename, "mimetype": meta.mimetype, "size": meta.size, "url": url },
+                "source": {},
+            },
+        })
     }
 
     /// The policy's `maxSize`/`minSize` against what is about to be stored (its size is known

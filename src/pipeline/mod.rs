@@ -39,8 +39,10 @@ pub struct Limits {
     pub max_metadata_bytes: u64,
     /// How many times a resize may enlarge, per axis.
     pub max_upscale: f64,
-    /// Budget of one transform.
+    /// Budget of one image transform.
     pub timeout: std::time::Duration,
+    /// Budget of one audio job.
+    pub audio_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -50,6 +52,7 @@ impl Default for Limits {
             max_metadata_bytes: 16 << 20,
             max_upscale: 16.0,
             timeout: std::time::Duration::from_secs(30),
+            audio_timeout: std::time::Duration::from_secs(600),
         }
     }
 }
@@ -59,19 +62,28 @@ impl Default for Limits {
 pub struct Budget {
     pub limits: Limits,
     deadline: std::time::Instant,
+    /// The setting that gives this budget, named when it runs out.
+    setting: &'static str,
 }
 
 impl Budget {
     pub fn start(limits: Limits) -> Budget {
-        Budget { limits, deadline: std::time::Instant::now() + limits.timeout }
+        Budget { limits, deadline: std::time::Instant::now() + limits.timeout, setting: "transform_timeout_ms" }
+    }
+
+    /// An audio job's budget: `audio_timeout`.
+    pub fn audio(limits: Limits) -> Budget {
+        let limits = Limits { timeout: limits.audio_timeout, ..limits };
+        Budget { setting: "audio_timeout_ms", ..Budget::start(limits) }
     }
 
     /// Called between steps and inside long loops: past the deadline the job stops with a 422.
     pub fn check(&self) -> Result<()> {
         if std::time::Instant::now() > self.deadline {
             return Err(PipelineError::OverLimit(format!(
-                "the transform took longer than its budget of {} ms (transform_timeout_ms)",
-                self.limits.timeout.as_millis()
+                "the transform took longer than its budget of {} ms ({})",
+                self.limits.timeout.as_millis(),
+                self.setting
             )));
         }
         Ok(())
@@ -92,6 +104,14 @@ pub fn render(
     overlays: &Overlays,
 ) -> Result<Rendered> {
     match job {
+        Job::Image(image) if image.from_cover => {
+            let (cover, _) = audio::probe::cover(bytes)?.ok_or_else(|| PipelineError::BadOption {
+                task: "audio_cover",
+                option: None,
+                message: "the audio has no embedded cover picture".into(),
+            })?;
+            run_with(&cover, image, negotiated, limits, overlays)
+        }
         Job::Image(image) => run_with(&bytes, image, negotiated, limits, overlays),
         Job::Audio(audio) => audio::run(bytes, audio, limits),
     }

@@ -44,7 +44,43 @@ impl Job {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AudioJob {
     Waveform(Waveform),
+    Convert(Convert),
 }
+
+/// `video_convert`/`audio_convert` of an audio source: `[offset, offset + length)` of the
+/// source, mixed to `channels`, resampled to `sample_rate`, encoded as `format`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Convert {
+    pub format: AudioFormat,
+    /// kbit/s, lossy formats only (the encoder's default when absent).
+    pub bitrate: Option<u32>,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u16>,
+    /// Seconds into the source.
+    pub offset: f64,
+    pub length: Option<f64>,
+    pub title: Option<String>,
+}
+
+/// Options of `video_convert` that only a video output would use: 501 on audio.
+const VIDEO_ONLY: &[&str] = &[
+    "width",
+    "height",
+    "upscale",
+    "aspect_mode",
+    "two_pass",
+    "video_bitrate",
+    "fps",
+    "keyframe_interval",
+    "watermark_url",
+    "watermark_top",
+    "watermark_right",
+    "watermark_bottom",
+    "watermark_left",
+    "watermark_width",
+    "watermark_height",
+    "frame_count",
+];
 
 /// `waveform`: the envelope of `[start, start + duration)` (the whole file by default).
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +93,40 @@ pub struct Waveform {
     pub start: f64,
     pub duration: Option<f64>,
     pub format: WaveFormat,
+}
+
+/// An audio output format (`video_convert`'s audio presets and Refract's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AudioFormat {
+    Wav,
+    Flac,
+    Mp3,
+    /// Ogg Vorbis (Filestack's `oga`)
+    Vorbis,
+    /// Ogg Opus
+    Opus,
+}
+
+impl AudioFormat {
+    pub fn mime(self) -> &'static str {
+        match self {
+            AudioFormat::Wav => "audio/wav",
+            AudioFormat::Flac => "audio/flac",
+            AudioFormat::Mp3 => "audio/mpeg",
+            AudioFormat::Vorbis => "audio/ogg",
+            AudioFormat::Opus => "audio/ogg; codecs=opus",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            AudioFormat::Wav => "wav",
+            AudioFormat::Flac => "flac",
+            AudioFormat::Mp3 => "mp3",
+            AudioFormat::Vorbis => "oga",
+            AudioFormat::Opus => "opus",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +155,7 @@ impl AudioJob {
         };
         match task.name() {
             "waveform" => Ok(AudioJob::Waveform(waveform(task))),
+            "video_convert" | "audio_convert" => convert(task).map(AudioJob::Convert),
             other => Err(Error::not_implemented(other, None)),
         }
     }
@@ -115,6 +186,117 @@ fn waveform(task: &Task) -> Waveform {
             _ => WaveFormat::Png,
         },
     }
+}
+
+fn convert(task: &Task) -> Result<Convert> {
+    if let Some(option) = VIDEO_ONLY.iter().find(|o| task.get(o).is_some()) {
+        return Err(Error::not_implemented(task.name(), Some(option)));
+    }
+    let text = |k| task.get(k).and_then(Param::as_str).map(str::to_string);
+    let int = |k| task.get(k).and_then(Param::as_i64);
+    let format = target(task.name(), text("preset"), text("audio_codec"), text("extname"))?;
+    if let Some(rate) = int("audio_sample_rate").filter(|r| !(8_000..=192_000).contains(r)) {
+        let why = format!("{rate} Hz is outside 8000…192000");
+        return Err(Error::bad_option(task.name(), "audio_sample_rate", why));
+    }
+    Ok(Convert {
+        format,
+        bitrate: int("audio_bitrate").map(|n| n as u32),
+        sample_rate: int("audio_sample_rate").map(|n| n as u32),
+        channels: int("audio_channels").map(|n| n as u16),
+        offset: text("clip_offset").map_or(0.0, |t| super::seconds(&t)),
+        length: text("clip_length").map(|t| super::seconds(&t)),
+        title: text("title"),
+    })
+}
+
+/// The output format: `preset`, else `audio_codec`, else `extname`; they must agree.
+fn target(
+    task: &'static str,
+    preset: Option<String>,
+    codec: Option<String>,
+    extname: Option<String>,
+) -> Result<AudioFormat> {
+    let by_preset = preset.as_deref().map(|p| preset_format(task, p)).transpose()?;
+    let by_codec = codec.as_deref().map(|c| codec_format(task, c)).transpose()?;
+    let by_ext = extname.as_deref().and_then(|e| preset_format(task, e.trim_start_matches('.')).ok());
+    match (by_preset, by_codec) {
+        (Some(p), Some(c)) if p != c => Err(Error::bad_option(
+            task,
+            "audio_codec",
+            format!("does not match the preset `{}`", preset.unwrap_or_default()),
+        )),
+        (Some(f), _) | (None, Some(f)) => Ok(f),
+        (None, None) => by_ext.ok_or_else(|| {
+            Error::bad_option(task, "preset", "an audio conversion needs a preset (mp3, oga, wav, flac, opus…)")
+        }),
+    }
+}
+
+/// Filestack's audio presets and Refract's lossless/Opus ones; video and AAC presets are 501.
+fn preset_format(task: &'static str, preset: &str) -> Result<AudioFormat> {
+    Ok(match preset.to_ascii_lowercase().as_str() {
+        "mp3" => AudioFormat::Mp3,
+        "oga" | "ogg" | "vorbis" => AudioFormat::Vorbis,
+        "opus" => AudioFormat::Opus,
+        "flac" => AudioFormat::Flac,
+        "wav" => AudioFormat::Wav,
+        "m4a" | "aac" => return Err(Error::not_implemented(task, Some("preset:m4a/aac (no AAC encoder is built in)"))),
+        "hls.variant.audio" => return Err(Error::not_implemented(task, Some("preset:hls.variant.audio"))),
+        "h264" | "h264.hi" | "webm" | "webm.hi" | "ogg.hi" | "hls.variant" => {
+            return Err(Error::not_implemented(task, Some("video presets")))
+        }
+        other => {
+            let why = format!("`{other}` is not a preset (audio: mp3, oga, opus, flac, wav)");
+            return Err(Error::bad_option(task, "preset", why));
+        }
+    })
+}
+
+fn codec_format(task: &'static str, codec: &str) -> Result<AudioFormat> {
+    Ok(match codec.to_ascii_lowercase().as_str() {
+        "libmp3lame" | "mp3" => AudioFormat::Mp3,
+        "libvorbis" | "vorbis" => AudioFormat::Vorbis,
+        "libopus" | "opus" => AudioFormat::Opus,
+        "flac" => AudioFormat::Flac,
+        "pcm_s16le" | "pcm_s24le" => AudioFormat::Wav,
+        other => return Err(Error::not_implemented(task, Some(if other.is_empty() { "audio_codec" } else { other }))),
+    })
+}
+
+impl Convert {
+    /// The bit depth of lossless output (`audio_codec:pcm_s24le` is not distinguished yet).
+    pub fn bits(&self) -> u16 {
+        16
+    }
+}
+
+/// The storage options and output name of a `video_convert` (its result is stored, as
+/// Filestack does); `None` for every other plan.
+pub fn conversion_store(plan: &Plan) -> Option<super::Store> {
+    let task = plan.processing().find(|t| t.name() == "video_convert")?;
+    let text = |k| task.get(k).and_then(Param::as_str).map(str::to_string);
+    Some(super::Store {
+        filename: conversion_filename(plan),
+        container: text("container"),
+        path: text("path"),
+        location: text("location"),
+        canonical: task.canonical(),
+        conversion: true,
+    })
+}
+
+/// `filename` with `extname` (or the format's own extension) for a conversion's answer.
+pub fn conversion_filename(plan: &Plan) -> Option<String> {
+    let task = plan.processing().find(|t| matches!(t.name(), "video_convert" | "audio_convert"))?;
+    let text = |k| task.get(k).and_then(Param::as_str).map(str::to_string);
+    let ext = text("extname").map(|e| e.trim_start_matches('.').to_string());
+    let name = text("filename")?;
+    let stem = name.rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem).to_string();
+    Some(match ext {
+        Some(ext) => format!("{stem}.{ext}"),
+        None => name,
+    })
 }
 
 #[cfg(test)]

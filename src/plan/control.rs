@@ -16,6 +16,8 @@ pub struct Store {
     pub location: Option<String>,
     /// The task's options in canonical form (for idempotence tokens).
     pub canonical: String,
+    /// A `video_convert`'s result: answered with Filestack's conversion JSON.
+    pub conversion: bool,
 }
 
 /// `fallback=handle:H,cache:N`: the file answered when the source or the chain fails: a stored
@@ -43,14 +45,18 @@ impl Plan {
         self.tasks.iter().find(|t| t.name() == name)
     }
 
+    /// Where the result is stored: the `store` task, or a `video_convert` (whose result is
+    /// stored and answered with Filestack's conversion JSON).
     pub fn store(&self) -> Option<Store> {
-        let task = self.control("store")?;
+        let conversion = super::audio::conversion_store(self);
+        let Some(task) = self.control("store") else { return conversion };
         Some(Store {
             filename: text(task, "filename"),
             container: text(task, "container"),
             path: text(task, "path"),
             location: text(task, "location"),
             canonical: task.canonical(),
+            conversion: conversion.is_some(),
         })
     }
 

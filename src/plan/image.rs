@@ -128,6 +128,8 @@ pub struct ImageJob {
     pub ops: Vec<Op>,
     pub output: OutputSpec,
     pub answer: Answer,
+    /// `audio_cover`: the source is audio, and its embedded cover picture is the image.
+    pub from_cover: bool,
 }
 
 impl ImageJob {
@@ -155,6 +157,7 @@ impl ImageJob {
                 background: None,
             },
             answer: Answer::Image,
+            from_cover: false,
         }
     }
 
@@ -198,6 +201,7 @@ use Compile::{Setting, Step};
 
 /// Every task the pipeline runs, by schema name. A task missing here answers 501.
 static COMPILERS: &[(&str, Compile)] = &[
+    ("audio_cover", Setting(from_cover)),
     ("resize", Step(compile_resize)),
     ("crop", Step(compile_crop)),
     ("rotate", Step(compile_rotate)),
@@ -258,6 +262,15 @@ static UNHONOURED: &[(&str, &str, Refused)] = &[
 /// A setting task's whole effect: one field of the job.
 fn set<T>(field: &mut T, value: T) -> Result<()> {
     *field = value;
+    Ok(())
+}
+
+/// `audio_cover` reads the source: it must come before any step.
+fn from_cover(job: &mut ImageJob, _: &Task) -> Result<()> {
+    if !job.ops.is_empty() {
+        return Err(Error::bad("audio_cover must come before the image tasks"));
+    }
+    job.from_cover = true;
     Ok(())
 }
 

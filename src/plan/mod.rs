@@ -406,15 +406,28 @@ fn text_list(v: &Value) -> Result<Param, Why> {
 }
 
 /// `HH[:MM[:SS]]`.
+/// `HH[:MM[:SS[.ffffff]]]` (fractions of a second are Refract's, for sample-exact trims): kept
+/// as written, read by [`seconds`].
 fn time(text: &str) -> Result<Param, Why> {
     let parts: Vec<&str> = text.split(':').collect();
-    let ok = !parts.is_empty()
-        && parts.len() <= 3
-        && parts.iter().all(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()));
+    let last = parts.len() - 1;
+    let digits = |p: &str| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit());
+    let ok = parts.len() <= 3
+        && parts.iter().enumerate().all(|(i, p)| match p.split_once('.') {
+            Some((whole, frac)) if i == last && last == 2 => {
+                digits(whole) && !frac.is_empty() && frac.len() <= 6 && frac.bytes().all(|b| b.is_ascii_digit())
+            }
+            _ => digits(p),
+        });
     if !ok {
-        return Err(format!("`{text}` is not a time HH[:MM[:SS]]"));
+        return Err(format!("`{text}` is not a time HH[:MM[:SS[.fff]]]"));
     }
     Ok(Param::Str(text.to_string()))
+}
+
+/// A time option's value in seconds (a value [`time`] accepted).
+pub fn seconds(text: &str) -> f64 {
+    text.split(':').zip([3600.0, 60.0, 1.0]).map(|(p, unit)| p.parse::<f64>().unwrap_or(0.0) * unit).sum()
 }
 
 fn rect(v: &Value) -> Result<Param, Why> {

@@ -228,7 +228,7 @@ fn command(dir: &Path, env: &[(String, String)], address_space_kib: Option<u64>)
     }
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,symphonia=error")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

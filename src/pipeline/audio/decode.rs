@@ -1,11 +1,14 @@
 //! Audio decoding with symphonia: probe the container, pick the first audio track, and hand out
 //! decoded blocks one packet at a time (planar `f32`), so no caller ever holds the whole PCM.
-//! Every failure of hostile or broken input is a typed 4xx error, never a panic.
+//! Every failure of hostile or broken input is a typed 4xx error, never a panic. Opus, which
+//! symphonia 0.5 does not decode, goes through libopus (`opus_decode.rs`) behind the same trait.
 
 use super::super::{Budget, PipelineError, Result};
 use bytes::Bytes;
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{Decoder as CodecDecoder, DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::codecs::{
+    CodecRegistry, Decoder as CodecDecoder, DecoderOptions, CODEC_TYPE_NULL, CODEC_TYPE_OPUS,
+};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
@@ -50,6 +53,10 @@ pub struct AudioDecoder {
     pub info: StreamInfo,
     /// The decoder's scratch buffer, reused across packets.
     scratch: Option<SampleBuffer<f32>>,
+    /// Frames still to hand out when the container states the end exactly (Ogg: the last
+    /// page's granule). symphonia 0.5 trims Ogg Vorbis to it, except when all the audio is on
+    /// one page (short clips): it then takes the end padding for a start delay and trims nothing.
+    remaining: Option<u64>,
 }
 
 /// Open `bytes` as audio: the container probed from its content, the first decodable track.
@@ -58,6 +65,7 @@ pub fn open(bytes: Bytes) -> Result<(AudioDecoder, ProbeResultMeta)> {
         return Err(PipelineError::Empty);
     }
     ogg_is_complete(&bytes)?;
+    let ogg = bytes.starts_with(b"OggS");
     let mss = MediaSourceStream::new(Box::new(std::io::Cursor::new(bytes)), MediaSourceStreamOptions::default());
     let options = FormatOptions { enable_gapless: true, ..FormatOptions::default() };
     let ProbeResult { mut format, metadata } = symphonia::default::get_probe()
@@ -69,7 +77,7 @@ pub fn open(bytes: Bytes) -> Result<(AudioDecoder, ProbeResultMeta)> {
         .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
         .map(|t| (t.id, t.codec_params.clone()))
         .ok_or_else(|| PipelineError::Unsupported("the file has no audio track".into()))?;
-    let decoder = symphonia::default::get_codecs()
+    let decoder = codecs()
         .make(&params, &DecoderOptions::default())
         .map_err(|e| unreadable("the audio codec is not supported", e))?;
     // some containers leave the channels to the codec's own configuration (AAC in MP4)
@@ -77,9 +85,25 @@ pub fn open(bytes: Bytes) -> Result<(AudioDecoder, ProbeResultMeta)> {
     if params.channels.is_none() {
         params.channels = decoder.codec_params().channels;
     }
+    // the Opus decoder drops the pre-skip itself: its length is the real one
+    if params.codec == CODEC_TYPE_OPUS {
+        params.n_frames = decoder.codec_params().n_frames;
+    }
     let info = stream_info(&params)?;
     let meta = ProbeResultMeta::gather(metadata, format.as_mut());
-    Ok((AudioDecoder { format, decoder, track, info, scratch: None }, meta))
+    let remaining = if ogg { params.n_frames } else { None };
+    Ok((AudioDecoder { format, decoder, track, info, scratch: None, remaining }, meta))
+}
+
+/// symphonia's codecs and libopus for Opus.
+fn codecs() -> &'static CodecRegistry {
+    static REGISTRY: std::sync::OnceLock<CodecRegistry> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut registry = CodecRegistry::new();
+        symphonia::default::register_enabled_codecs(&mut registry);
+        registry.register_all::<super::opus_decode::OpusDecoder>();
+        registry
+    })
 }
 
 /// An Ogg stream must end with a page flagged end-of-stream: without it the file was cut (a
@@ -98,7 +122,7 @@ fn ogg_is_complete(bytes: &[u8]) -> Result<()> {
 }
 
 fn stream_info(params: &symphonia::core::codecs::CodecParameters) -> Result<StreamInfo> {
-    let codec = symphonia::default::get_codecs()
+    let codec = codecs()
         .get_codec(params.codec)
         .map(|d| d.short_name.to_string())
         .ok_or_else(|| PipelineError::Unsupported("the audio codec is not supported".into()))?;
@@ -129,6 +153,9 @@ impl AudioDecoder {
         let mut bad = 0;
         loop {
             budget.check()?;
+            if self.remaining == Some(0) {
+                return Ok(None);
+            }
             let packet = match self.format.next_packet() {
                 Ok(p) => p,
                 Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
@@ -139,12 +166,27 @@ impl AudioDecoder {
                 continue;
             }
             match self.decoder.decode(&packet) {
-                Ok(decoded) => return planar(&mut self.scratch, &mut self.info.channels, decoded).map(Some),
+                Ok(decoded) => {
+                    let block = planar(&mut self.scratch, &mut self.info.channels, decoded)?;
+                    return Ok(Some(clip_to_end(&mut self.remaining, block)));
+                }
                 Err(SymphoniaError::DecodeError(_)) if bad < MAX_BAD_PACKETS => bad += 1,
                 Err(e) => return Err(unreadable("the audio stream is damaged", e)),
             }
         }
     }
+}
+
+/// `block` without what lies past the stream's stated end.
+fn clip_to_end(remaining: &mut Option<u64>, mut block: Block) -> Block {
+    if let Some(remaining) = remaining {
+        let keep = block.frames().min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+        for plane in &mut block.planes {
+            plane.truncate(keep);
+        }
+        *remaining -= keep as u64;
+    }
+    block
 }
 
 /// A decoded buffer as planes of `f32`, through a scratch buffer reused across packets.
@@ -192,7 +234,8 @@ impl ProbeResultMeta {
             for tag in revision.tags() {
                 if let Some(key) = tag.std_key.map(|k| format!("{k:?}").to_lowercase()) {
                     if !meta.tags.iter().any(|(k, _)| *k == key) {
-                        meta.tags.push((key, tag.value.to_string()));
+                        // RIFF INFO strings keep their NUL terminator in symphonia
+                        meta.tags.push((key, tag.value.to_string().trim_end_matches('\0').to_string()));
                     }
                 }
             }

@@ -1,7 +1,13 @@
 //! Audio pipeline: symphonia decode, one block at a time → the job's work → its answer. Runs on
 //! the same bounded pool and deadline as images; memory follows the block, not the file.
 
+pub mod convert;
 pub mod decode;
+pub mod encode;
+pub mod mix;
+mod opus_decode;
+pub mod probe;
+pub mod resample;
 pub mod waveform;
 
 use super::{Budget, Limits, PipelineError, Rendered, Result};
@@ -9,9 +15,10 @@ use crate::plan::audio::{AudioJob, WaveFormat, WaveStyle, Waveform};
 use bytes::Bytes;
 
 pub fn run(bytes: Bytes, job: &AudioJob, limits: Limits) -> Result<Rendered> {
-    let budget = Budget::start(limits);
+    let budget = Budget::audio(limits);
     match job {
         AudioJob::Waveform(w) => render_waveform(bytes, w, &budget),
+        AudioJob::Convert(c) => convert::convert(bytes, c, &budget),
     }
 }
 
@@ -40,6 +47,44 @@ impl Window {
     fn done(&self, position: u64) -> bool {
         self.end.is_some_and(|e| position >= e)
     }
+
+    /// Decode every block and hand `each` the part inside the window; stop at its end. Answers
+    /// the frames decoded. A window that starts past the end is the option's fault (400).
+    fn each_block(
+        &self,
+        decoder: &mut decode::AudioDecoder,
+        budget: &Budget,
+        start_option: (&'static str, &'static str),
+        mut each: impl FnMut(&[&[f32]]) -> Result<()>,
+    ) -> Result<u64> {
+        let mut position = 0u64;
+        let mut ended = true;
+        while let Some(block) = decoder.next_block(budget)? {
+            let frames = block.frames();
+            if let Some(range) = self.clip(position, frames) {
+                let planes: Vec<&[f32]> = block.planes.iter().map(|p| &p[range.clone()]).collect();
+                each(&planes)?;
+            }
+            position += frames as u64;
+            if self.done(position) {
+                ended = false;
+                break;
+            }
+        }
+        if ended {
+            check_complete(position)?;
+        }
+        if position <= self.start {
+            let length = position as f64 / f64::from(decoder.info.sample_rate);
+            let (task, option) = start_option;
+            return Err(PipelineError::bad_option(
+                task,
+                option,
+                format!("is past the end of the audio ({length:.3} s)"),
+            ));
+        }
+        Ok(position)
+    }
 }
 
 fn render_waveform(bytes: Bytes, job: &Waveform, budget: &Budget) -> Result<Rendered> {
@@ -47,31 +92,10 @@ fn render_waveform(bytes: Bytes, job: &Waveform, budget: &Budget) -> Result<Rend
     let rate = decoder.info.sample_rate;
     let window = Window::of(job.start, job.duration, rate);
     let mut builder = waveform::EnvelopeBuilder::new(rate);
-    let mut position = 0u64;
-    let mut ended = true;
-    while let Some(block) = decoder.next_block(budget)? {
-        let frames = block.frames();
-        if let Some(range) = window.clip(position, frames) {
-            let planes: Vec<&[f32]> = block.planes.iter().map(|p| &p[range.clone()]).collect();
-            builder.push(&planes);
-        }
-        position += frames as u64;
-        if window.done(position) {
-            ended = false;
-            break;
-        }
-    }
-    if ended {
-        check_complete(position)?;
-    }
-    if position <= window.start {
-        let length = position as f64 / f64::from(rate);
-        return Err(PipelineError::bad_option(
-            "waveform",
-            "start",
-            format!("is past the end of the audio ({length:.3} s)"),
-        ));
-    }
+    window.each_block(&mut decoder, budget, ("waveform", "start"), |planes| {
+        builder.push(planes);
+        Ok(())
+    })?;
     let envelope = builder.finish(job.width);
     let look = waveform::Look {
         width: job.width,
