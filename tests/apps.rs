@@ -119,6 +119,11 @@ fn apps_have_their_own_secrets_owners_and_limits() {
     let open = store(&s, "OPENAPP", "container=public");
     let r = s.get(&format!("/resize=w:16/{open}"));
     assert_eq!(r.headers()["cache-control"].to_str().unwrap(), "public, max-age=2592000");
+    // one purge by tag clears everything the app serves, on any CDN
+    let r = s.get(&format!("/OPENAPP/resize=w:16/{open}"));
+    for tags in ["surrogate-key", "cache-tag", "edge-cache-tag"] {
+        assert!(r.headers()[tags].to_str().unwrap().contains("app-OPENAPP"), "{tags}: {:?}", r.headers()[tags]);
+    }
 
     // each refusal is logged with its app, its call and its reason, never a secret or signature
     let log = plain(&s.stderr_text());

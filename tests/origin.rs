@@ -253,6 +253,9 @@ fn cdn_headers_and_vary_only_when_negotiated() {
     assert_eq!(hd["cdn-cache-control"], "public, max-age=2592000");
     assert_eq!(hd["surrogate-control"], "max-age=2592000");
     assert!(hd["surrogate-key"].to_str().unwrap().contains(&h));
+    // the same purge tags under every CDN's name: Fastly's, Cloudflare's, Akamai's
+    let tags = hd["surrogate-key"].to_str().unwrap().replace(' ', ",");
+    assert_eq!((hd["cache-tag"].to_str().unwrap(), hd["edge-cache-tag"].to_str().unwrap()), (&*tags, &*tags));
     assert!(hd.get("vary").is_none(), "explicit format must not vary");
     assert!(hd["cache-status"].to_str().unwrap().contains("fwd=uri-miss"));
     assert!(hd.contains_key("server-timing"));

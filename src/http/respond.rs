@@ -142,7 +142,9 @@ impl Delivery<'_> {
         }
         if !file.surrogate_keys.is_empty() {
             b.insert_header(("Surrogate-Key", file.surrogate_keys.join(" ")));
+            // Fastly's, Cloudflare's and Akamai's names for the same purge tags
             b.insert_header(("Cache-Tag", file.surrogate_keys.join(",")));
+            b.insert_header(("Edge-Cache-Tag", file.surrogate_keys.join(",")));
         }
         if file.vary_accept {
             b.insert_header((header::VARY, "Accept"));

@@ -54,5 +54,9 @@ pub(super) fn private(mut file: FileAnswer, grant: &Grant) -> FileAnswer {
         (_, Some(PrivateCaching::NoCache)) => Caching::Revalidate,
         (_, Some(PrivateCaching::Private)) => Caching::Private,
     };
+    // one purge by tag clears everything an app serves
+    if let (Some(app), false) = (&grant.app, file.surrogate_keys.is_empty()) {
+        file.surrogate_keys.push(format!("app-{app}"));
+    }
     file
 }
