@@ -78,6 +78,10 @@ pub struct Config {
     pub transform_timeout_ms: u64,
     /// Budget of one audio job (a conversion decodes and encodes the whole file).
     pub audio_timeout_ms: u64,
+    /// The widths `resize=width:auto` snaps to (the smallest step at least the hinted width).
+    pub width_ladder: Vec<u32>,
+    /// The width `resize=width:auto` takes when the request has no width or viewport hint.
+    pub hint_default_width: u32,
     /// Serve stored SVG inline (still sandboxed) instead of as an attachment.
     pub inline_svg: bool,
     /// Uploads read at once; more answer 503.
@@ -122,6 +126,8 @@ impl Default for Config {
             max_upscale: 16.0,
             transform_timeout_ms: 30_000,
             audio_timeout_ms: 600_000,
+            width_ladder: vec![160, 240, 320, 400, 480, 560, 640, 768, 960, 1080, 1280, 1440, 1920, 2560, 3200, 3840],
+            hint_default_width: 1280,
             inline_svg: false,
             max_concurrent_uploads: 16,
             upload_min_bytes_per_sec: 4096,
@@ -223,7 +229,12 @@ impl Config {
             }
         }
         self.validate_apps()?;
-        let ranges: [(&str, u64, u64, u64); 10] = [
+        let ladder = &self.width_ladder;
+        if ladder.is_empty() || ladder.len() > 64 || ladder.windows(2).any(|w| w[0] >= w[1]) || ladder[0] == 0 {
+            return bad("width_ladder", "must be 1 to 64 widths, rising, each at least 1");
+        }
+        let ranges: [(&str, u64, u64, u64); 11] = [
+            ("hint_default_width", self.hint_default_width as u64, 1, 10_000),
             ("max_pixels", self.max_pixels, 1, 1 << 32),
             ("max_upload_bytes", self.max_upload_bytes, 1, 1 << 40),
             ("max_source_bytes", self.max_source_bytes, 1, 1 << 40),

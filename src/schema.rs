@@ -14,6 +14,8 @@ pub enum Kind {
     Enum(&'static [&'static str]),
     /// An integer in range or one of the keywords (`deg:exif`, `radius:max`, `quality:input`).
     IntOr(i64, i64, &'static [&'static str]),
+    /// A number in range or one of the keywords (`width:auto`).
+    NumOr(f64, f64, &'static [&'static str]),
     Color,
     /// `top`… or `[vertical,horizontal]`.
     Position,
@@ -208,10 +210,13 @@ pub static TASKS: &[TaskSpec] = &[
         false,
         Image,
         &[
-            o("width", "w", Num(0.0, 10000.0)),
+            // `auto`: from the client hints (Refract's; resolved before the plan is compiled)
+            o("width", "w", NumOr(0.0, 10000.0, &["auto"])),
             o("height", "h", Num(0.0, 10000.0)),
             o("fit", "f", Enum(FITS)),
             o("align", "a", Position),
+            // device pixels per CSS pixel (Refract's): `auto` from the hints, snapped to 1/2/3
+            o("dpr", "", IntOr(1, 3, &["auto"])),
         ],
     ),
     t("crop", false, Image, &[o("dim", "d", Rect)]),

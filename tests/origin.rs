@@ -689,3 +689,100 @@ fn fallback_answers_when_the_source_or_the_chain_fails() {
         "a bad request is not rescued"
     );
 }
+
+/// A 2000×1000 PNG stored on `s`.
+fn wide_photo(s: &TestServer) -> String {
+    let img = RgbImage::from_fn(2000, 1000, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+    let mut png = Vec::new();
+    img.write_to(&mut Cursor::new(&mut png), ImageFormat::Png).unwrap();
+    s.upload(&png, "wide.png")
+}
+
+fn hinted(s: &TestServer, path: &str, hints: &[(&str, &str)]) -> reqwest::blocking::Response {
+    let mut r = s.client().get(s.url(path));
+    for (k, v) in hints {
+        r = r.header(*k, *v);
+    }
+    r.send().unwrap()
+}
+
+#[test]
+fn client_hints_pick_a_snapped_width_and_name_what_they_read() {
+    let s = TestServer::start();
+    let h = wide_photo(&s);
+    let auto = format!("/resize=width:auto/output=f:png/{h}");
+    // (hints, decoded width, Vary)
+    type Case<'a> = (&'a [(&'a str, &'a str)], u32, &'a str);
+    let cases: [Case; 6] = [
+        (&[("Sec-CH-Width", "500")], 560, "Sec-CH-Width"),
+        (&[("Width", "500")], 560, "Sec-CH-Width, Width"),
+        (
+            &[("Sec-CH-Viewport-Width", "400"), ("Sec-CH-DPR", "2.2")],
+            960,
+            "Sec-CH-Width, Width, Sec-CH-Viewport-Width, Sec-CH-DPR",
+        ),
+        (&[], 1280, "Sec-CH-Width, Width, Sec-CH-Viewport-Width, Viewport-Width"),
+        // never past the source's own width
+        (&[("Sec-CH-Width", "3000")], 2000, "Sec-CH-Width"),
+        (&[("Sec-CH-Width", "junk")], 1280, "Sec-CH-Width, Width, Sec-CH-Viewport-Width, Viewport-Width"),
+    ];
+    for (hints, width, vary) in cases {
+        for round in ["miss or hit", "hit"] {
+            let r = hinted(&s, &auto, hints);
+            assert_eq!(r.status(), 200, "{hints:?}");
+            assert_eq!(r.headers()["vary"], vary, "{hints:?} ({round})");
+            assert_eq!(r.headers()["accept-ch"], "Sec-CH-Width, Sec-CH-DPR, Sec-CH-Viewport-Width");
+            let etag = r.headers()["etag"].to_str().unwrap().to_string();
+            assert_eq!(decode(&r.bytes().unwrap()).width(), width, "{hints:?} ({round})");
+            // a 304 carries the same Vary
+            let mut with_tag = hints.to_vec();
+            with_tag.push(("If-None-Match", &etag));
+            let r = hinted(&s, &auto, &with_tag);
+            assert_eq!((r.status().as_u16(), r.headers()["vary"].to_str().unwrap()), (304, vary), "{hints:?}");
+        }
+    }
+    // the resolved URL is the explicit one: one cache entry for both
+    let explicit = s.get(&format!("/resize=width:560/output=f:png/{h}"));
+    let hinted_tag = hinted(&s, &auto, &[("Sec-CH-Width", "500")]).headers()["etag"].clone();
+    assert_eq!(explicit.headers()["etag"], hinted_tag);
+    assert!(explicit.headers().get("vary").is_none());
+    // dpr:auto multiplies a fixed CSS width by the snapped DPR; with Accept it varies on both
+    let r = hinted(
+        &s,
+        &format!("/resize=width:300,dpr:auto/output=f:auto/{h}"),
+        &[("Sec-CH-DPR", "2"), ("Accept", "image/webp")],
+    );
+    assert_eq!(r.headers()["vary"], "Sec-CH-DPR, Accept");
+    assert_eq!(r.headers()["content-type"], "image/webp");
+    assert_eq!(decode(&r.bytes().unwrap()).width(), 600);
+    // without a client, `auto` cannot be resolved: debug shows it, a JSON call refuses it
+    assert_eq!(s.get(&format!("/debug{auto}")).status(), 200);
+}
+
+#[test]
+fn a_thousand_random_hints_make_at_most_one_entry_per_ladder_step() {
+    let s = TestServer::start();
+    let h = wide_photo(&s);
+    let auto = format!("/resize=width:auto/output=f:jpg/{h}");
+    let before = s.metric("refract_cache_misses_total", "");
+    let mut x: u32 = 0x2545_F491;
+    let mut tags = std::collections::BTreeSet::new();
+    for _ in 0..1000 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let (name, value) = match x % 3 {
+            0 => ("Sec-CH-Width", format!("{}", x % 5000)),
+            1 => ("Sec-CH-Viewport-Width", format!("{}", x % 3000)),
+            _ => ("Width", format!("{}.{}", x % 4000, x % 10)),
+        };
+        let r =
+            hinted(&s, &auto, &[(name, &value), ("Sec-CH-DPR", ["1", "1.5", "2", "2.75", "3.5"][(x % 5) as usize])]);
+        assert_eq!(r.status(), 200, "{name}: {value}");
+        tags.insert(r.headers()["etag"].to_str().unwrap().to_string());
+    }
+    let misses = s.metric("refract_cache_misses_total", "") - before;
+    // 16 ladder steps, the largest capped at the source's 2000 px: at most 14 distinct widths
+    assert!(tags.len() <= 14, "{} entries: {tags:?}", tags.len());
+    assert_eq!(misses as usize, tags.len(), "one transform per entry");
+}

@@ -5,6 +5,7 @@
 use super::respond::answer;
 use super::{PeerSocket, Shared};
 use crate::error::{Error, Result};
+use crate::origin::hints::{Hints, HINT_HEADERS};
 use crate::origin::{Accepts, Method, ProcessRequest, QueryParams};
 use actix_web::http::Method as HttpMethod;
 use actix_web::{HttpRequest, HttpResponse};
@@ -33,8 +34,19 @@ pub async fn handle(req: HttpRequest, origin: Shared) -> Result<HttpResponse> {
         client_gone: peer.map(|p| Arc::new(move || p.gone()) as crate::origin::ClientGone),
         bearer: super::files::bearer(&req, &origin)?,
         if_none_match: super::respond::if_none_match(&req),
+        hints: hints(&req),
     };
     Ok(answer(&req, origin.process(request).await?).await)
+}
+
+/// The client hint headers sent with a number (a hint that is not one is ignored).
+fn hints(req: &HttpRequest) -> Hints {
+    let number = |name: &str| req.headers().get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
+    let values = HINT_HEADERS
+        .into_iter()
+        .filter_map(|name| number(name).filter(|v| v.is_finite() && *v > 0.0).map(|v| (name, v)))
+        .collect();
+    Hints { values }
 }
 
 /// `/HANDLE/metadata` on the CDN host (filestack-python).

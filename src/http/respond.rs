@@ -146,8 +146,15 @@ impl Delivery<'_> {
             b.insert_header(("Cache-Tag", file.surrogate_keys.join(",")));
             b.insert_header(("Edge-Cache-Tag", file.surrogate_keys.join(",")));
         }
+        let mut vary: Vec<&str> = file.vary_hints.clone();
         if file.vary_accept {
-            b.insert_header((header::VARY, "Accept"));
+            vary.push("Accept");
+        }
+        if !vary.is_empty() {
+            b.insert_header((header::VARY, vary.join(", ")));
+        }
+        if !file.vary_hints.is_empty() {
+            b.insert_header(("Accept-CH", crate::origin::hints::ACCEPT_CH));
         }
         if let Ok(v) = HeaderValue::from_str(&disposition(&file.disposition)) {
             b.insert_header((header::CONTENT_DISPOSITION, v));

@@ -50,6 +50,8 @@ pub struct FileAnswer {
     pub surrogate_keys: Vec<String>,
     /// The format was chosen from what the client accepts.
     pub vary_accept: bool,
+    /// The client hints the answer was chosen by (`Vary`; `Accept-CH` is sent with them).
+    pub vary_hints: Vec<&'static str>,
     pub disposition: Disposition,
     /// RFC 9211 `Cache-Status` value.
     pub cache_status: &'static str,

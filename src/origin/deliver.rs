@@ -42,6 +42,7 @@ impl Origin {
             caching: self.caching(CachePolicy::Default, self.config.cache_ttl_secs),
             surrogate_keys: vec![surrogate_source_key(source)],
             vary_accept: false,
+            vary_hints: Vec::new(),
             disposition: Disposition { filename, attachment: download || !inline },
             cache_status: "refract; detail=original",
             timing: String::new(),

@@ -55,6 +55,7 @@ impl Origin {
             caching: self.caching(parsed.plan.cache, meta.expires.saturating_sub(since)),
             surrogate_keys: tags,
             vary_accept: meta.vary_accept,
+            vary_hints: Vec::new(),
             disposition: Disposition { filename, attachment: parsed.query.download || content.attachment },
             cache_status: outcome.status,
             timing: outcome.timing,

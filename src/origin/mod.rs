@@ -9,6 +9,7 @@ mod answer;
 mod deliver;
 mod derive;
 mod files;
+pub mod hints;
 mod multipart;
 mod process;
 mod process_api;

@@ -10,7 +10,9 @@ use crate::security::{Access, Call, Credentials, Target};
 use crate::url::{ParsedUrl, SourceSpec};
 
 impl Origin {
-    pub async fn process(&self, req: ProcessRequest) -> Result<Answer> {
+    pub async fn process(&self, mut req: ProcessRequest) -> Result<Answer> {
+        let (resolved, vary_hints) = self.resolve_hints(req.parsed.clone(), &req.hints).await?;
+        req.parsed = resolved;
         let parsed = req.parsed.clone();
         let (url, plan) = (&parsed.url, &parsed.plan);
         let creds = first_credentials([
@@ -47,7 +49,8 @@ impl Origin {
         if req.method == Method::Post {
             return Err(Error::MethodNotAllowed);
         }
-        let file = self.read_or_derive(&req, creds.as_ref()).await?;
+        let mut file = self.read_or_derive(&req, creds.as_ref()).await?;
+        file.vary_hints = vary_hints;
         Ok(Answer::File(Box::new(private(file, &grant))))
     }
 

@@ -34,6 +34,7 @@ impl Origin {
             client_gone: None,
             bearer: None,
             if_none_match: Vec::new(),
+            hints: Default::default(),
         };
         self.process(request).await
     }

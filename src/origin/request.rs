@@ -101,6 +101,8 @@ pub struct ProcessRequest {
     pub bearer: Option<Credentials>,
     /// The entity tags of `If-None-Match`, unquoted (`*` stays `*`).
     pub if_none_match: Vec<String>,
+    /// Client hint headers (`Sec-CH-Width`…), for `resize=width:auto` and `dpr:auto`.
+    pub hints: super::hints::Hints,
 }
 
 impl ProcessRequest {
@@ -143,7 +145,8 @@ impl Origin {
             return Err(Error::bad(format!("the URL chains {n} tasks, over the limit of {max_chain} (max_chain)")));
         }
         let plan = Plan::build(&url)?;
-        let computes = plan.processing().next().is_some() && !url.debug;
+        // a URL with `auto` options is compiled again once the request's hints resolve them
+        let computes = plan.processing().next().is_some() && !url.debug && !super::hints::wants_hints(&url);
         let job = if computes { Some(Job::compile(&plan)?) } else { None };
         Ok(Parsed { canonical: plan.canonical(), url, plan, query, job })
     }

@@ -40,6 +40,7 @@ impl Origin {
             caching: self.caching(policy, self.config.cache_ttl_secs),
             surrogate_keys: Vec::new(),
             vary_accept: false,
+            vary_hints: Vec::new(),
             disposition: Disposition { filename: "files.zip".into(), attachment: true },
             cache_status: "refract; detail=zip",
             timing: String::new(),

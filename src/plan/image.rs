@@ -311,9 +311,15 @@ fn compile_resize(task: &Task) -> Result<Option<Op>> {
         Some("max") => Fit::Max,
         _ => Fit::Clip,
     };
+    if task.get("width").and_then(Param::as_str) == Some("auto") || task.get("dpr").and_then(Param::as_str).is_some() {
+        // the origin resolves `auto` from the client hints before compiling; a plan that still
+        // has it was not given any (`debug`, the JSON processing API)
+        return Err(Error::bad_option("resize", "width", "`auto` needs a request with client hints"));
+    }
+    let dpr = task.get("dpr").and_then(Param::as_f64).unwrap_or(1.0);
     Ok(Some(Op::Resize {
-        width: opt_num(task, "width").map(|v| dimension("width", v)).transpose()?,
-        height: opt_num(task, "height").map(|v| dimension("height", v)).transpose()?,
+        width: opt_num(task, "width").map(|v| dimension("width", v * dpr)).transpose()?,
+        height: opt_num(task, "height").map(|v| dimension("height", v * dpr)).transpose()?,
         fit,
         align: align(task.get("align")),
     }))

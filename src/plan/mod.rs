@@ -322,6 +322,10 @@ fn convert(kind: Kind, v: &Value) -> Result<Param, Why> {
         },
         Kind::Enum(allowed) => keyword(scalar(v)?, allowed)?,
         Kind::IntOr(lo, hi, words) => int_or(scalar(v)?, lo, hi, words)?,
+        Kind::NumOr(lo, hi, words) => match keyword(scalar(v)?, words) {
+            Ok(word) => word,
+            Err(_) => num_in(scalar(v)?, lo, hi).map_err(|e| format!("{e} (or one of {})", words.join("|")))?,
+        },
         Kind::Color => colour(scalar(v)?)?,
         Kind::Position => position(v)?,
         Kind::Str => text(scalar(v)?)?,
