@@ -167,8 +167,14 @@ fn pitch(samples: &[f32], rate: u32) -> f64 {
     (rising.len() - 1) as f64 * f64::from(rate) / (rising[rising.len() - 1] - rising[0]) as f64
 }
 
-const TARGETS: [(&str, &str); 5] =
-    [("mp3", "audio/mpeg"), ("oga", "audio/ogg"), ("opus", "audio/ogg"), ("flac", "audio/flac"), ("wav", "audio/wav")];
+const TARGETS: [(&str, &str); 6] = [
+    ("mp3", "audio/mpeg"),
+    ("oga", "audio/ogg"),
+    ("opus", "audio/ogg"),
+    ("flac", "audio/flac"),
+    ("wav", "audio/wav"),
+    ("m4a", "audio/mp4"),
+];
 
 /// Frames a conversion to `rate` must have: the source's, scaled (Opus always decodes at 48 kHz).
 fn scaled(frames: u64, from: u32, to: u32) -> u64 {

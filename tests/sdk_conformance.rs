@@ -304,3 +304,81 @@ fn truncate(s: &str, n: usize) -> String {
     }
     format!("{}…", &s[..end])
 }
+
+/// 45 s of a 440 Hz tone, 8 kHz mono WAV: long enough for every pinned clip.
+fn memo_wav() -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut w = hound::WavWriter::new(&mut out, spec).unwrap();
+    for i in 0..45 * 8_000 {
+        w.write_sample(((f64::from(i) * 440.0 * std::f64::consts::TAU / 8_000.0).sin() * 16_000.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    out.into_inner()
+}
+
+/// What a pinned `video_convert` call must get: the job's JSON with a stored, playable result,
+/// or a 501 naming what is not built (video, HLS).
+fn check_audio_call(s: &common::TestServer, path: &str, preset: &str) -> Result<(), String> {
+    let r = s.get(path);
+    let status = r.status().as_u16();
+    let body = r.text().unwrap_or_default();
+    let video = ["h264", "webm", "hls"].iter().any(|v| preset.starts_with(v));
+    if video {
+        return match status == 501 && body.starts_with("{\"error\"") {
+            true => Ok(()),
+            false => Err(format!("a video preset should be a 501 JSON, got {status}: {body}")),
+        };
+    }
+    let job: Value = serde_json::from_str(&body).map_err(|e| format!("{status}, not JSON ({e}): {body}"))?;
+    if status != 200 || job["status"] != "completed" || job["uuid"].as_str().map(str::len) != Some(32) {
+        return Err(format!("{status}: {body}"));
+    }
+    let url = job["data"]["url"].as_str().ok_or(format!("no data.url: {body}"))?;
+    let handle = url.rsplit('/').next().unwrap_or_default();
+    let stored = s.get(&format!("/{handle}"));
+    let ctype = stored.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let len = stored.bytes().map(|b| b.len()).unwrap_or(0);
+    match ctype.starts_with("audio/") && len > 0 {
+        true => Ok(()),
+        false => Err(format!("the result {url} is {ctype:?}, {len} bytes")),
+    }
+}
+
+/// Every pinned SDK `video_convert`/`av_convert` call over a stored file, requested for real
+/// (not `debug`) on an audio file: the answer the SDK would get is useful. Calls over an external
+/// URL are left out (no network here); `tests/audio.rs` drives filestack-python's whole
+/// `AudioVisual` flow.
+#[test]
+fn pinned_sdk_audio_calls_get_useful_answers() {
+    let cases = load_cases();
+    let s = common::TestServer::start();
+    let memo = s.upload(&memo_wav(), "memo.wav");
+    let (mut checked, mut failures) = (Vec::new(), Vec::new());
+    for c in &cases {
+        let chain = c.expect["chain"].as_array().cloned().unwrap_or_default();
+        let Some(task) = chain.iter().find(|t| t["name"] == "video_convert") else { continue };
+        let Some(handle) = c.expect["source"]["handle"].as_str() else { continue };
+        let Some(at) = c.path.rfind(handle) else { continue };
+        let path = format!("{}{memo}{}", &c.path[..at], &c.path[at + handle.len()..]);
+        let preset = task["params"]["preset"].as_str().unwrap_or("");
+        checked.push(format!("{}/{} ({preset})", c.sdk, c.name));
+        if let Err(why) = check_audio_call(&s, &path, preset) {
+            failures.push(format!("[{}] {}: {path}\n  {why}", c.sdk, c.name));
+        }
+    }
+    eprintln!("pinned audio calls checked: {}", checked.join(", "));
+    assert!(checked.len() >= 8, "only {} pinned audio calls: {checked:?}", checked.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} pinned audio calls:\n{}",
+        failures.len(),
+        checked.len(),
+        failures.join("\n")
+    );
+}

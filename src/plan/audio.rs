@@ -105,6 +105,8 @@ pub enum AudioFormat {
     Vorbis,
     /// Ogg Opus
     Opus,
+    /// AAC-LC in an MPEG-4 audio file (the `aac` feature)
+    M4a,
 }
 
 impl AudioFormat {
@@ -115,6 +117,7 @@ impl AudioFormat {
             AudioFormat::Mp3 => "audio/mpeg",
             AudioFormat::Vorbis => "audio/ogg",
             AudioFormat::Opus => "audio/ogg; codecs=opus",
+            AudioFormat::M4a => "audio/mp4",
         }
     }
 
@@ -125,6 +128,7 @@ impl AudioFormat {
             AudioFormat::Mp3 => "mp3",
             AudioFormat::Vorbis => "oga",
             AudioFormat::Opus => "opus",
+            AudioFormat::M4a => "m4a",
         }
     }
 }
@@ -228,12 +232,13 @@ fn target(
         )),
         (Some(f), _) | (None, Some(f)) => Ok(f),
         (None, None) => by_ext.ok_or_else(|| {
-            Error::bad_option(task, "preset", "an audio conversion needs a preset (mp3, oga, wav, flac, opus…)")
+            Error::bad_option(task, "preset", "an audio conversion needs a preset (mp3, m4a, oga, wav, flac, opus…)")
         }),
     }
 }
 
-/// Filestack's audio presets and Refract's lossless/Opus ones; video and AAC presets are 501.
+/// Filestack's audio presets and Refract's lossless/Opus ones; video presets are 501, and so
+/// are the AAC ones in a build without the `aac` feature.
 fn preset_format(task: &'static str, preset: &str) -> Result<AudioFormat> {
     Ok(match preset.to_ascii_lowercase().as_str() {
         "mp3" => AudioFormat::Mp3,
@@ -241,13 +246,13 @@ fn preset_format(task: &'static str, preset: &str) -> Result<AudioFormat> {
         "opus" => AudioFormat::Opus,
         "flac" => AudioFormat::Flac,
         "wav" => AudioFormat::Wav,
-        "m4a" | "aac" => return Err(Error::not_implemented(task, Some("preset:m4a/aac (no AAC encoder is built in)"))),
+        "m4a" | "aac" => aac(task, "preset:m4a/aac")?,
         "hls.variant.audio" => return Err(Error::not_implemented(task, Some("preset:hls.variant.audio"))),
         "h264" | "h264.hi" | "webm" | "webm.hi" | "ogg.hi" | "hls.variant" => {
             return Err(Error::not_implemented(task, Some("video presets")))
         }
         other => {
-            let why = format!("`{other}` is not a preset (audio: mp3, oga, opus, flac, wav)");
+            let why = format!("`{other}` is not a preset (audio: mp3, m4a, oga, opus, flac, wav)");
             return Err(Error::bad_option(task, "preset", why));
         }
     })
@@ -260,8 +265,21 @@ fn codec_format(task: &'static str, codec: &str) -> Result<AudioFormat> {
         "libopus" | "opus" => AudioFormat::Opus,
         "flac" => AudioFormat::Flac,
         "pcm_s16le" | "pcm_s24le" => AudioFormat::Wav,
+        "libfdk_aac" | "aac" => aac(task, "audio_codec:aac")?,
         other => return Err(Error::not_implemented(task, Some(if other.is_empty() { "audio_codec" } else { other }))),
     })
+}
+
+/// M4A (AAC-LC), when this build has the encoder.
+#[cfg(feature = "aac")]
+fn aac(_task: &'static str, _what: &str) -> Result<AudioFormat> {
+    Ok(AudioFormat::M4a)
+}
+
+#[cfg(not(feature = "aac"))]
+fn aac(task: &'static str, what: &str) -> Result<AudioFormat> {
+    let why = format!("{what} (built without the `aac` feature: no AAC encoder)");
+    Err(Error::not_implemented(task, Some(why.as_str())))
 }
 
 impl Convert {
@@ -327,6 +345,30 @@ mod tests {
             (300, 50, WaveStyle::Mirror, WaveFormat::Svg, 1.5, Some(2.0))
         );
         assert_eq!(w.color, Rgba([255, 0, 0, 255]));
+    }
+
+    #[test]
+    fn aac_presets_and_codecs_are_m4a_in_an_aac_build() {
+        let tasks = [
+            "audio_convert=p:m4a",
+            "audio_convert=preset:aac",
+            "audio_convert=audio_codec:libfdk_aac",
+            "audio_convert=p:m4a,audio_codec:aac",
+        ];
+        for task in tasks {
+            let got = job(&format!("/{task}/AAAAAAAAAAAAAAAAAAAA"));
+            if cfg!(feature = "aac") {
+                let format = match &got {
+                    Ok(Job::Audio(AudioJob::Convert(c))) => Some(c.format),
+                    _ => None,
+                };
+                assert_eq!(format, Some(AudioFormat::M4a), "{task}: {got:?}");
+            } else {
+                let e = got.unwrap_err().to_string();
+                assert!(e.contains("without the `aac` feature"), "{task}: {e}");
+            }
+        }
+        assert_eq!((AudioFormat::M4a.mime(), AudioFormat::M4a.extension()), ("audio/mp4", "m4a"));
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! decoded blocks one packet at a time (planar `f32`), so no caller ever holds the whole PCM.
 //! Every failure of hostile or broken input is a typed 4xx error, never a panic. Opus, which
 //! symphonia 0.5 does not decode, goes through libopus (`opus_decode.rs`) behind the same trait.
+//! An MP4 track's edit list, which symphonia 0.5 ignores, is honoured here (`mp4_edit.rs`): the
+//! AAC priming is dropped and the padding cut, so M4A lengths are exact.
+
+use super::mp4_edit;
 
 use super::super::{Budget, PipelineError, Result};
 use bytes::Bytes;
@@ -56,7 +60,10 @@ pub struct AudioDecoder {
     /// Frames still to hand out when the container states the end exactly (Ogg: the last
     /// page's granule). symphonia 0.5 trims Ogg Vorbis to it, except when all the audio is on
     /// one page (short clips): it then takes the end padding for a start delay and trims nothing.
+    /// MP4: the edit list's duration.
     remaining: Option<u64>,
+    /// Frames still to drop at the start (an MP4 edit list's media time: the AAC priming).
+    skip: u64,
 }
 
 /// Open `bytes` as audio: the container probed from its content, the first decodable track.
@@ -66,6 +73,7 @@ pub fn open(bytes: Bytes) -> Result<(AudioDecoder, ProbeResultMeta)> {
     }
     ogg_is_complete(&bytes)?;
     let ogg = bytes.starts_with(b"OggS");
+    let edit = mp4_edit::audio_edit(&bytes);
     let mss = MediaSourceStream::new(Box::new(std::io::Cursor::new(bytes)), MediaSourceStreamOptions::default());
     let options = FormatOptions { enable_gapless: true, ..FormatOptions::default() };
     let ProbeResult { mut format, metadata } = symphonia::default::get_probe()
@@ -89,10 +97,14 @@ pub fn open(bytes: Bytes) -> Result<(AudioDecoder, ProbeResultMeta)> {
     if params.codec == CODEC_TYPE_OPUS {
         params.n_frames = decoder.codec_params().n_frames;
     }
+    if let Some(edit) = edit {
+        params.n_frames = edit.frames(params.n_frames);
+    }
     let info = stream_info(&params)?;
     let meta = ProbeResultMeta::gather(metadata, format.as_mut());
-    let remaining = if ogg { params.n_frames } else { None };
-    Ok((AudioDecoder { format, decoder, track, info, scratch: None, remaining }, meta))
+    let remaining = if ogg || edit.is_some() { params.n_frames } else { None };
+    let skip = edit.map_or(0, |e| e.skip);
+    Ok((AudioDecoder { format, decoder, track, info, scratch: None, remaining, skip }, meta))
 }
 
 /// symphonia's codecs and libopus for Opus.
@@ -168,13 +180,29 @@ impl AudioDecoder {
             match self.decoder.decode(&packet) {
                 Ok(decoded) => {
                     let block = planar(&mut self.scratch, &mut self.info.channels, decoded)?;
-                    return Ok(Some(clip_to_end(&mut self.remaining, block)));
+                    if let Some(block) = skip_start(&mut self.skip, block) {
+                        return Ok(Some(clip_to_end(&mut self.remaining, block)));
+                    }
                 }
                 Err(SymphoniaError::DecodeError(_)) if bad < MAX_BAD_PACKETS => bad += 1,
                 Err(e) => return Err(unreadable("the audio stream is damaged", e)),
             }
         }
     }
+}
+
+/// `block` without the frames still to skip; `None` when it had no others.
+fn skip_start(skip: &mut u64, mut block: Block) -> Option<Block> {
+    if *skip == 0 {
+        return Some(block);
+    }
+    let frames = block.frames();
+    let drop = frames.min(usize::try_from(*skip).unwrap_or(usize::MAX));
+    *skip -= drop as u64;
+    for plane in &mut block.planes {
+        plane.drain(..drop);
+    }
+    (drop < frames).then_some(block)
 }
 
 /// `block` without what lies past the stream's stated end.

@@ -5,6 +5,7 @@ pub mod convert;
 pub mod decode;
 pub mod encode;
 pub mod mix;
+mod mp4_edit;
 mod opus_decode;
 pub mod probe;
 pub mod resample;

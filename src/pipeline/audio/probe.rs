@@ -89,7 +89,9 @@ fn describe_unguarded(bytes: Bytes, budget: &Budget) -> Result<AudioInfo> {
     drop(decoder);
     budget.check()?;
     let ProbeResult { mut format, metadata } = probe(bytes.clone())?;
-    let frames = match declared_frames(format.as_ref(), info.sample_rate) {
+    // an MP4 edit list (AAC priming and padding) is what the decoder plays: its length
+    let edited = super::mp4_edit::audio_edit(&bytes).and(info.frames);
+    let frames = match edited.or_else(|| declared_frames(format.as_ref(), info.sample_rate)) {
         Some(frames) => frames,
         None => counted_frames(format.as_mut(), info.sample_rate, budget)?,
     };
