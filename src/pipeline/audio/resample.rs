@@ -86,11 +86,9 @@ impl Resampler {
             .inner
             .process_into_buffer(&input, &mut output, indexing.as_ref())
             .map_err(|e| PipelineError::codec("resampler", e))?;
+        // `pending` holds at least `need` frames now (a short last chunk was padded)
         for plane in &mut self.pending {
-            plane.drain(..need.min(have));
-            if have < need {
-                plane.clear();
-            }
+            plane.drain(..need);
         }
         let skip = self.delay.min(produced);
         self.delay -= skip;

@@ -259,6 +259,26 @@ pub(super) mod testkit {
         size
     }
 
+    /// Round-trips the sine at `low` and `high` kbit/s (44.1 kHz stereo; Opus at 48 kHz) and
+    /// checks the lower bitrate makes less than half the bytes.
+    pub fn lower_bitrate_is_smaller(format: AudioFormat, low: u32, high: u32) {
+        let rate = if format == AudioFormat::Opus { 48_000 } else { 44_100 };
+        let mut low_spec = spec(format, rate, 2);
+        low_spec.bitrate_kbps = Some(low);
+        let mut high_spec = low_spec.clone();
+        high_spec.bitrate_kbps = Some(high);
+        let (low, high) = (round_trip(&low_spec), round_trip(&high_spec));
+        assert!(low * 2 < high, "{low} vs {high}");
+    }
+
+    /// Mono input of each length decodes back to exactly that many frames.
+    pub fn exact_at_lengths(format: AudioFormat, rate: u32, lengths: &[usize]) {
+        for &frames in lengths {
+            let (_, planes, _) = decode(encode(&spec(format, rate, 1), &sine(rate, 1, frames)));
+            assert_eq!(planes[0].len(), frames);
+        }
+    }
+
     /// 24-bit output keeps its depth, and every sample to within float precision.
     pub fn lossless_at_24_bits(format: AudioFormat, rate: u32) {
         let mut spec = spec(format, rate, 2);
