@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 fn convert(bytes: &Bytes, format: AudioFormat, sample_rate: Option<u32>) -> Vec<u8> {
     let job = Job::Audio(AudioJob::Convert(Convert {
+        task: "audio_convert",
         format,
         bitrate: None,
         sample_rate,
@@ -29,6 +30,7 @@ fn music_mp3() -> Bytes {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/audio/ok/music-vorbis.ogg");
     let ogg = Bytes::from(std::fs::read(path).unwrap());
     let job = Job::Audio(AudioJob::Convert(Convert {
+        task: "audio_convert",
         format: AudioFormat::Mp3,
         bitrate: Some(192),
         sample_rate: None,

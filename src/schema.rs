@@ -148,7 +148,8 @@ const AV_OPTS: &[OptSpec] = &[
     o("filename", "", Str),
     o("upscale", "", Bool),
     o("aspect_mode", "", Enum(&["letterbox", "pad", "crop", "preserve", "constrain"])),
-    o("audio_sample_rate", "audio_samplerate", Int(1, 99999)),
+    // wider than the SDKs' 99999: Refract resamples up to 192 kHz (the plan checks 8000…)
+    o("audio_sample_rate", "audio_samplerate", Int(1, 192_000)),
     o("two_pass", "", Bool),
     o("video_bitrate", "", Int(1, 5000)),
     o("fps", "", Int(1, 300)),

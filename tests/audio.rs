@@ -329,6 +329,11 @@ fn conversion_options_out_of_range_or_unsupported_are_clear() {
         let body = r.text().unwrap();
         assert!(body.starts_with("{\"error\"") && body.contains(why), "{tasks}: {body}");
     }
+    // errors name the task the URL used; rates up to 192 kHz are taken
+    let body = s.get(&format!("/audio_convert=p:mp3,clip_offset:00:00:05/{h}")).text().unwrap();
+    assert!(body.contains("\"task\":\"audio_convert\""), "{body}");
+    let hi = pcm(&s.get(&format!("/audio_convert=p:wav,audio_sample_rate:192000/{h}")).bytes().unwrap());
+    assert_eq!((hi.rate, hi.frames), (192_000, 192_000));
     assert!(s.get(&format!("/audio_convert=p:mp3/{img}")).status().is_client_error());
     assert_eq!(s.get(&format!("/audio_convert=p:mp3/resize=w:10/{h}")).status(), 400);
 }

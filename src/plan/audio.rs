@@ -51,6 +51,8 @@ pub enum AudioJob {
 /// source, mixed to `channels`, resampled to `sample_rate`, encoded as `format`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Convert {
+    /// `video_convert` or `audio_convert`: the task errors name.
+    pub task: &'static str,
     pub format: AudioFormat,
     /// kbit/s, lossy formats only (the encoder's default when absent).
     pub bitrate: Option<u32>,
@@ -204,6 +206,7 @@ fn convert(task: &Task) -> Result<Convert> {
         return Err(Error::bad_option(task.name(), "audio_sample_rate", why));
     }
     Ok(Convert {
+        task: task.spec.name,
         format,
         bitrate: int("audio_bitrate").map(|n| n as u32),
         sample_rate: int("audio_sample_rate").map(|n| n as u32),

@@ -16,11 +16,11 @@ pub fn convert(bytes: Bytes, job: &Convert, budget: &Budget) -> Result<Rendered>
     let max = encode::max_channels(job.format);
     if let Some(wanted) = job.channels.filter(|&c| c > max) {
         let why = format!("{wanted} channels: {} holds at most {max} here", job.format.extension());
-        return Err(PipelineError::bad_option("video_convert", "audio_channels", why));
+        return Err(PipelineError::bad_option(job.task, "audio_channels", why));
     }
     let window = Window::of(job.offset, job.length, rate);
     let mut chain: Option<Chain> = None;
-    window.each_block(&mut decoder, budget, ("video_convert", "clip_offset"), |planes| {
+    window.each_block(&mut decoder, budget, (job.task, "clip_offset"), |planes| {
         let chain = match &mut chain {
             Some(chain) => chain,
             None => chain.insert(Chain::new(job, rate, out_rate, planes.len())?),
