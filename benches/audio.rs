@@ -7,6 +7,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use refract::pipeline::audio::decode;
 use refract::pipeline::job::{AudioJob, Job};
+use refract::pipeline::output::Spill;
 use refract::pipeline::{render, Budget, Limits, Overlays};
 use refract::plan::audio::{AudioFormat, Convert};
 use std::path::PathBuf;
@@ -22,7 +23,11 @@ fn convert(bytes: &Bytes, format: AudioFormat, sample_rate: Option<u32>) -> Vec<
         length: Some(180.0),
         title: None,
     }));
-    render(bytes.clone(), &job, None, Limits::default(), &Overlays::new()).unwrap().bytes
+    render(bytes.clone(), &job, None, Limits::default(), &Overlays::new(), &Spill::memory())
+        .unwrap()
+        .body
+        .into_vec()
+        .unwrap()
 }
 
 /// Three minutes of music as MP3 (192 kbit/s).
@@ -39,7 +44,8 @@ fn music_mp3() -> Bytes {
         length: Some(180.0),
         title: None,
     }));
-    Bytes::from(render(ogg, &job, None, Limits::default(), &Overlays::new()).unwrap().bytes)
+    let rendered = render(ogg, &job, None, Limits::default(), &Overlays::new(), &Spill::memory()).unwrap();
+    Bytes::from(rendered.body.into_vec().unwrap())
 }
 
 fn decode_all(bytes: &Bytes) -> u64 {
@@ -61,6 +67,7 @@ fn bench_audio(c: &mut Criterion) {
         ("oga", AudioFormat::Vorbis),
         ("opus", AudioFormat::Opus),
         ("flac", AudioFormat::Flac),
+        ("m4a", AudioFormat::M4a),
     ];
     let encoded: Vec<(&str, Bytes)> = formats.iter().map(|(n, f)| (*n, Bytes::from(convert(&mp3, *f, None)))).collect();
     for (name, bytes) in &encoded {

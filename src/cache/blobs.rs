@@ -56,6 +56,23 @@ impl Blobs {
         std::fs::read(self.path(key)).map(Bytes::from)
     }
 
+    /// A blob opened, not read (large entries).
+    pub(super) fn open_blob(&self, key: &Key) -> std::io::Result<std::fs::File> {
+        std::fs::File::open(self.path(key))
+    }
+
+    pub(super) fn exists(&self, key: &Key) -> bool {
+        self.path(key).exists()
+    }
+
+    /// Move a finished file (synced, on this file system) into place as `key`'s blob.
+    pub(super) fn adopt(&self, key: &Key, file: tempfile::TempPath) -> std::io::Result<()> {
+        let path = self.path(key);
+        std::fs::create_dir_all(path.parent().expect("blob in a shard dir"))?;
+        // a failed rename drops (removes) the temp file
+        file.persist(&path).map_err(|e| e.error)
+    }
+
     pub(super) fn remove(&self, key: &Key) {
         std::fs::remove_file(self.path(key)).ok();
     }

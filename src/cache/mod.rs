@@ -8,6 +8,13 @@
 //! Each index entry carries the blake3 of its bytes: a file torn by a crash fails the check and is
 //! dropped and recomputed, never served.
 //!
+//! Large entries (over [`LARGE_ENTRY`], a converted hour of audio) never pass through memory: the
+//! pipeline writes them to a file in `cache/spool/`, which [`Cache::adopt`] renames into place,
+//! and a hit opens the blob and sends it as it is read, never holding it. They stay out of the
+//! memory tier, and a disk hit checks their length, not their checksum (hashing a gigabyte per
+//! hit would cost more than the answer): they are synced before their rename, so a crash leaves
+//! all of one or none.
+//!
 //! Request paths only read, write and touch single entries; everything that walks the index or
 //! the blob directory (expiry, the size budget, orphaned files) is [`Cache::housekeep`], run by the
 //! one background sweeper, so a transform worker never pays for another entry's cleanup.
@@ -31,6 +38,9 @@ pub use housekeeping::Housekeeping;
 use index::{Expect, Index};
 
 pub type Key = [u8; 32];
+
+/// Entries larger than this many bytes live on disk only (see the module's notes).
+pub const LARGE_ENTRY: usize = 8 << 20;
 
 /// Build a cache key from everything that changes a derivative's bytes.
 pub fn key(parts: &[&str]) -> Key {
@@ -62,9 +72,17 @@ pub struct EntryMeta {
     pub vary_accept: bool,
 }
 
+/// An entry's bytes: in memory, or (a large entry) its open blob, read as it is sent.
+#[derive(Debug, Clone)]
+pub enum Content {
+    Memory(Bytes),
+    /// Opened before anything could unlink it: a purge meanwhile does not cut the answer short.
+    File(Arc<std::fs::File>),
+}
+
 #[derive(Debug)]
 pub struct Cached {
-    pub bytes: Bytes,
+    pub content: Content,
     pub meta: EntryMeta,
     /// Last time a memory hit was written back to the index (for the disk tier's LRU).
     touched: AtomicU64,
@@ -72,9 +90,23 @@ pub struct Cached {
 
 impl Cached {
     pub fn new(bytes: Bytes, meta: EntryMeta) -> Cached {
-        let touched = AtomicU64::new(meta.last_access);
-        Cached { bytes, meta, touched }
+        Cached::with(Content::Memory(bytes), meta)
     }
+
+    pub fn with(content: Content, meta: EntryMeta) -> Cached {
+        let touched = AtomicU64::new(meta.last_access);
+        Cached { content, meta, touched }
+    }
+}
+
+/// A finished large result (a synced file in the spool directory): open, with its length and
+/// checksum, read once through the page cache (not into memory).
+pub fn open_output(path: &Path) -> std::io::Result<(std::fs::File, u64, String)> {
+    let file = std::fs::File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, &file);
+    let len = std::io::copy(&mut reader, &mut hasher)?;
+    Ok((file, len, hasher.finalize().to_hex().to_string()))
 }
 
 /// Memory hits refresh the disk index's access time at most this often.
@@ -83,6 +115,8 @@ const TOUCH_EVERY_SECS: u64 = 600;
 pub struct Cache {
     index: Index,
     blobs: Blobs,
+    /// Where the pipeline writes large results before they are adopted.
+    spool: std::path::PathBuf,
     hot: moka::sync::Cache<Key, Arc<Cached>>,
     /// Memory hits whose access time the index should learn; written by the sweeper, so a hit
     /// on the async executor never waits for sled.
@@ -110,14 +144,20 @@ impl Cache {
         let dir = data_dir.join("cache");
         let blobs = Blobs::open(dir.join("blobs"))?;
         let (index, disk) = Index::open(&dir.join("index"))?;
+        // opened after the index, whose lock says no other process uses this directory: what
+        // the spool holds was left by a crash
+        let spool = dir.join("spool");
+        std::fs::remove_dir_all(&spool).ok();
+        std::fs::create_dir_all(&spool).map_err(|e| format!("cannot create {}: {e}", spool.display()))?;
         let hot = moka::sync::Cache::builder()
-            .weigher(|_k: &Key, v: &Arc<Cached>| v.bytes.len().min(u32::MAX as usize) as u32)
+            .weigher(|_k: &Key, v: &Arc<Cached>| v.meta.length.min(u64::from(u32::MAX)) as u32)
             .max_capacity(memory_bytes)
             .build();
         METRICS.cache_disk_bytes.set(disk as i64);
         Ok(Cache {
             index,
             blobs,
+            spool,
             hot,
             touched: Default::default(),
             disk_bytes: AtomicI64::new(disk as i64),
@@ -167,23 +207,63 @@ impl Cache {
             self.discard(key, Expect::Raw(&raw));
             return None;
         }
-        let Ok(bytes) = self.blobs.read(key) else {
+        let Some(content) = self.read_blob(key, &meta) else {
             self.discard(key, Expect::Raw(&raw));
             return None;
         };
-        if bytes.len() as u64 != meta.length || blake3::hash(&bytes).to_hex().as_str() != meta.checksum {
-            tracing::warn!(key = %hex::encode(key), "cache entry failed its checksum; dropped");
-            METRICS.cache_corrupt.inc();
-            self.discard(key, Expect::Raw(&raw));
-            return None;
-        }
         let now = now();
         if self.index.set_access(key, now, Some(&raw)) {
             meta.last_access = now;
         }
-        let cached = Arc::new(Cached::new(bytes, meta));
-        self.hot.insert(*key, cached.clone());
+        let in_memory = matches!(content, Content::Memory(_));
+        let cached = Arc::new(Cached::with(content, meta));
+        if in_memory {
+            self.hot.insert(*key, cached.clone());
+        }
         Some(cached)
+    }
+
+    /// An entry's blob, checked: read and hashed, or (large) opened with its length checked.
+    fn read_blob(&self, key: &Key, meta: &EntryMeta) -> Option<Content> {
+        let content = if meta.length > LARGE_ENTRY as u64 {
+            let file = self.blobs.open_blob(key).ok()?;
+            let length = file.metadata().ok()?.len();
+            (length == meta.length).then(|| Content::File(Arc::new(file)))
+        } else {
+            let bytes = self.blobs.read(key).ok()?;
+            let intact = bytes.len() as u64 == meta.length && blake3::hash(&bytes).to_hex().as_str() == meta.checksum;
+            intact.then_some(Content::Memory(bytes))
+        };
+        if content.is_none() && self.blobs.exists(key) {
+            tracing::warn!(key = %hex::encode(key), "cache entry failed its checksum; dropped");
+            METRICS.cache_corrupt.inc();
+        }
+        content
+    }
+
+    /// The directory large results are written to before [`Cache::adopt`] (on the cache's own
+    /// file system: adopting is a rename).
+    pub fn spool_dir(&self) -> &Path {
+        &self.spool
+    }
+
+    /// Store a large derivative the pipeline wrote to `file` (in the spool directory, synced):
+    /// renamed into place, then indexed; `bytes` are its mapping, served meanwhile. Kept out of
+    /// the memory tier.
+    pub fn adopt(&self, key: &Key, path: tempfile::TempPath, file: std::fs::File, meta: EntryMeta) -> Arc<Cached> {
+        let cached = Arc::new(Cached::with(Content::File(Arc::new(file)), meta));
+        let kept = self.blobs.adopt(key, path).map_err(|e| e.to_string()).and_then(|()| {
+            let replaced = self.index.insert(key, &cached.meta)?;
+            self.account(cached.meta.length, replaced);
+            Ok(())
+        });
+        if let Err(e) = kept {
+            tracing::warn!(error = %e, "cache write failed; the large entry is not kept");
+        }
+        if self.disk_bytes() > self.max_bytes {
+            self.over_budget.notify_one();
+        }
+        cached
     }
 
     /// Store a derivative: bytes first (temp + rename), then the index entry that makes it visible.
@@ -207,7 +287,8 @@ impl Cache {
     }
 
     fn write_disk(&self, key: &Key, cached: &Cached) -> Result<(), String> {
-        self.blobs.write(key, &cached.bytes).map_err(|e| e.to_string())?;
+        let Content::Memory(bytes) = &cached.content else { return Err("a file entry is adopted, not put".into()) };
+        self.blobs.write(key, bytes).map_err(|e| e.to_string())?;
         let replaced = self.index.insert(key, &cached.meta)?;
         self.account(cached.meta.length, replaced);
         Ok(())

@@ -25,6 +25,14 @@ fn meta(bytes: &[u8], expires: u64, last_access: u64, source: &str) -> EntryMeta
 }
 
 /// Store `len` bytes derived from `name` under `key(name)`.
+/// The bytes of an entry kept in memory.
+fn memory(cached: &Cached) -> Bytes {
+    match &cached.content {
+        Content::Memory(bytes) => bytes.clone(),
+        Content::File(_) => panic!("a small entry read as a file"),
+    }
+}
+
 fn put(cache: &Cache, name: &str, len: usize, expires: u64, last_access: u64, source: &str) -> Key {
     let k = key(&[name]);
     let bytes = name.bytes().cycle().take(len).collect::<Vec<u8>>();
@@ -54,9 +62,9 @@ fn put_get_round_trip() {
     let cache = open(dir.path(), 1 << 20);
     let t = now();
     let k = put(&cache, "a", 100, t + 3600, t - 50, "src/a");
-    assert_eq!(cache.get_hot(&k).unwrap().bytes.len(), 100);
+    assert_eq!(memory(&cache.get_hot(&k).unwrap()).len(), 100);
     let cold = get_cold(&cache, &k).unwrap();
-    assert_eq!(cold.bytes.len(), 100);
+    assert_eq!(memory(&cold).len(), 100);
     assert_eq!(cold.meta.source, "src/a");
     // a disk hit moves the entry to the young end of the LRU order
     assert!(cold.meta.last_access >= t);
@@ -143,7 +151,7 @@ fn replacing_an_entry_moves_its_keys_and_bytes() {
     cache.put(&k, Bytes::from(vec![2; 120]), meta(&[2; 120], t + 500, t - 10, "new-source"));
     assert_eq!(cache.index.lens(), [1, 1, 1, 1]);
     assert_eq!(cache.disk_bytes(), 120);
-    assert_eq!(get_cold(&cache, &k).unwrap().bytes[0], 2);
+    assert_eq!(memory(&get_cold(&cache, &k).unwrap())[0], 2);
     assert_eq!(cache.purge_source("old-source"), 0);
     consistent(&cache);
 }
@@ -160,7 +168,7 @@ fn reopen_keeps_everything() {
     assert_eq!(cache.disk_bytes(), 50 + 51 + 52 + 53);
     assert_eq!(cache.index.lens(), [4, 4, 4, 4]);
     for (i, k) in keys.iter().enumerate() {
-        assert_eq!(cache.get(k).unwrap().bytes.len(), 50 + i);
+        assert_eq!(memory(&cache.get(k).unwrap()).len(), 50 + i);
     }
     assert_eq!(cache.purge_source("s"), 4);
     consistent(&cache);
@@ -281,4 +289,39 @@ async fn a_write_over_budget_wakes_the_housekeeper() {
     put(&cache, "b", 600, now + 60, now, "s");
     tokio::time::timeout(Duration::from_secs(1), cache.over_budget()).await.expect("woken by the write over budget");
     assert_eq!(cache.housekeep().evicted, 1);
+}
+
+/// A large result written to the spool, adopted, then found again after a restart as an open file
+/// (never in memory); one cut short on disk is dropped; the spool is emptied at open.
+#[test]
+fn large_entries_are_adopted_files_and_stay_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = now();
+    let k = key(&["large"]);
+    let body: Vec<u8> = (0..LARGE_ENTRY + 4096).map(|i| (i % 251) as u8).collect();
+    {
+        let cache = open(dir.path(), 1 << 30);
+        let path = cache.spool_dir().join("result.tmp");
+        std::fs::write(&path, &body).unwrap();
+        let (file, len, checksum) = open_output(&path).unwrap();
+        assert_eq!((len, checksum.as_str()), (body.len() as u64, blake3::hash(&body).to_hex().as_str()));
+        let mut m = meta(&body, t + 100, t, "src/large");
+        m.checksum = checksum;
+        cache.adopt(&k, tempfile::TempPath::try_from_path(path).unwrap(), file, m);
+        assert!(cache.get_hot(&k).is_none(), "kept out of the memory tier");
+        std::fs::write(cache.spool_dir().join("left-by-a-crash"), b"x").unwrap();
+        cache.flush();
+    }
+    let cache = open(dir.path(), 1 << 30);
+    assert_eq!(std::fs::read_dir(cache.spool_dir()).unwrap().count(), 0);
+    let hit = cache.get(&k).unwrap();
+    let Content::File(file) = &hit.content else { panic!("a large entry read into memory") };
+    let mut read = Vec::new();
+    std::io::Read::read_to_end(&mut &**file, &mut read).unwrap();
+    assert!(read == body);
+    drop(hit);
+    File::options().write(true).open(cache.blobs.path(&k)).unwrap().set_len(1000).unwrap();
+    assert!(cache.get(&k).is_none(), "a cut blob is not served");
+    assert!(cache.index.get(&k).is_none());
+    consistent(&cache);
 }

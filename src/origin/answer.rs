@@ -2,6 +2,7 @@
 //! validators, caching policy, purge tags), or a JSON document. No HTTP types: the front turns
 //! this into headers.
 
+use crate::cache::{Cached, Content};
 use crate::store::{Backend, ByteStream, FileMeta, Store};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -74,14 +75,28 @@ pub enum Body {
         key: String,
         size: u64,
     },
+    /// A large derivative's open blob, read as it is sent.
+    File {
+        file: Arc<std::fs::File>,
+        len: u64,
+    },
     /// Bytes produced as they are sent (a ZIP of several files): no length, no ranges.
     Stream(Arc<std::sync::Mutex<Option<ByteStream>>>),
 }
 
 impl Body {
+    /// A cached derivative's body.
+    pub fn of(cached: &Cached) -> Body {
+        match &cached.content {
+            Content::Memory(bytes) => Body::Bytes(bytes.clone()),
+            Content::File(file) => Body::File { file: file.clone(), len: cached.meta.length },
+        }
+    }
+
     pub fn len(&self) -> u64 {
         match self {
             Body::Bytes(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
             Body::Stored { meta, .. } => meta.size,
             Body::Object { size, .. } => *size,
             Body::Stream(_) => 0,
@@ -104,11 +119,23 @@ impl Body {
             }
             Body::Stored { store, meta } => Ok(store.stream(meta, range).await?),
             Body::Object { backend, key, .. } => Ok(backend.get(key, range).await?),
+            Body::File { file, len } => read_file(file, range.unwrap_or(0..*len)).await,
             Body::Stream(s) => {
                 s.lock().unwrap().take().ok_or_else(|| crate::error::Error::internal("stream sent twice"))
             }
         }
     }
+}
+
+/// `range` of an open file, streamed in 256 KiB reads through a handle of its own (its own offset:
+/// answers reading one file at once do not disturb each other).
+async fn read_file(file: &std::fs::File, range: Range<u64>) -> crate::error::Result<ByteStream> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let own = file.try_clone().map_err(crate::error::Error::internal)?;
+    let mut own = tokio::fs::File::from_std(own);
+    own.seek(std::io::SeekFrom::Start(range.start)).await.map_err(crate::error::Error::internal)?;
+    let reader = own.take(range.end - range.start);
+    Ok(tokio_util::io::ReaderStream::with_capacity(reader, 256 << 10).boxed())
 }
 
 impl std::fmt::Debug for Body {
@@ -117,6 +144,7 @@ impl std::fmt::Debug for Body {
             Body::Bytes(b) => write!(f, "Bytes({})", b.len()),
             Body::Stored { meta, .. } => write!(f, "Stored({}, {})", meta.handle, meta.size),
             Body::Object { key, size, .. } => write!(f, "Object({key}, {size})"),
+            Body::File { len, .. } => write!(f, "File({len})"),
             Body::Stream(_) => f.write_str("Stream"),
         }
     }

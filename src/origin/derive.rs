@@ -4,10 +4,11 @@
 use super::answer::{etag_of, REVALIDATED};
 use super::deliver::surrogate_source_key;
 use super::{Body, Disposition, FileAnswer, Origin, Parsed, ProcessRequest};
-use crate::cache::{self, Cached, EntryMeta, Key};
-use crate::error::Result;
+use crate::cache::{self, Cached, Content, EntryMeta, Key};
+use crate::error::{Error, Result};
 use crate::metrics::METRICS;
-use crate::pipeline::{self, job::Job, Format, Limits, Rendered};
+use crate::pipeline::output::{Output, Spill};
+use crate::pipeline::{self, job::Job, Format, Limits};
 use crate::plan::audio::conversion_filename;
 use crate::plan::CachePolicy;
 use crate::pool::Admission;
@@ -48,7 +49,7 @@ impl Origin {
         tags.extend(meta.overlays.iter().map(overlay_tag));
         tags.push(format!("d-{}", &hex::encode(key)[..16]));
         Ok(FileAnswer {
-            body: Body::Bytes(outcome.cached.bytes.clone()),
+            body: Body::of(&outcome.cached),
             content_type: meta.content_type.clone(),
             checksum: meta.checksum.clone(),
             modified: meta.created,
@@ -228,27 +229,42 @@ impl Work {
     fn run(self, bytes: bytes::Bytes, overlays: &pipeline::Overlays) -> Result<(Arc<Cached>, Duration)> {
         let t = Instant::now();
         let job = self.parsed.job.as_ref().expect("compute needs a job");
-        let rendered = pipeline::render(bytes, job, self.negotiated, self.limits, overlays);
+        let spill = Spill { dir: Some(self.cache.spool_dir().to_path_buf()), threshold: cache::LARGE_ENTRY };
+        let rendered = pipeline::render(bytes, job, self.negotiated, self.limits, overlays, &spill);
         let elapsed = t.elapsed();
         METRICS.transform_seconds.observe(elapsed.as_secs_f64());
         METRICS.transforms.with_label_values(&[if rendered.is_ok() { "ok" } else { "error" }]).inc();
         let rendered = rendered?;
-        let meta = self.entry_meta(&rendered, job);
-        let bytes = bytes::Bytes::from(rendered.bytes);
-        let cached = match self.key {
-            Some(k) => self.cache.put(&k, bytes, meta),
-            None => Arc::new(Cached::new(bytes, meta)),
+        let kind = (rendered.content_type, rendered.extension);
+        let cached = match rendered.body {
+            Output::Memory(bytes) => {
+                let meta = self.entry_meta(kind, bytes.len() as u64, blake3::hash(&bytes).to_hex().to_string(), job);
+                match self.key {
+                    Some(k) => self.cache.put(&k, bytes.into(), meta),
+                    None => Arc::new(Cached::new(bytes.into(), meta)),
+                }
+            }
+            Output::File { path, .. } => {
+                let (file, len, checksum) = cache::open_output(&path).map_err(Error::internal)?;
+                let meta = self.entry_meta(kind, len, checksum, job);
+                match self.key {
+                    Some(k) => self.cache.adopt(&k, path, file, meta),
+                    // `cache=false`: the file is unlinked here and read through its open handle
+                    None => Arc::new(Cached::with(Content::File(Arc::new(file)), meta)),
+                }
+            }
         };
         Ok((cached, elapsed))
     }
 
-    fn entry_meta(&self, rendered: &Rendered, job: &Job) -> EntryMeta {
+    /// The entry of a result of `kind` (content type, extension).
+    fn entry_meta(&self, kind: (&str, &str), length: u64, checksum: String, job: &Job) -> EntryMeta {
         let now = cache::now();
         EntryMeta {
-            content_type: rendered.content_type.to_string(),
-            extension: rendered.extension.to_string(),
-            length: rendered.bytes.len() as u64,
-            checksum: blake3::hash(&rendered.bytes).to_hex().to_string(),
+            content_type: kind.0.to_string(),
+            extension: kind.1.to_string(),
+            length,
+            checksum,
             created: now,
             expires: now + self.ttl,
             last_access: now,

@@ -6,15 +6,16 @@
 use super::deliver::sniffed_type;
 use super::files::inspect;
 use super::process::access;
-use super::{Answer, Method, Origin, ProcessRequest};
+use super::{Answer, Body, Method, Origin, ProcessRequest};
 use crate::cache;
 use crate::error::{Error, Result};
 use crate::pipeline::format::{sniff, Sniffed};
 use crate::plan::Store;
 
 use crate::security::{Call, Credentials, Grant, Target};
-use crate::store::{FileMeta, Upload};
+use crate::store::{FileMeta, Spooled, Upload};
 use crate::url::SourceSpec;
+use futures_util::StreamExt;
 
 impl Origin {
     pub(super) async fn store_task(
@@ -33,11 +34,12 @@ impl Origin {
                 return Ok(Answer::Json(self.stored_json(&meta, req, task, token)));
             }
         }
-        let (bytes, mimetype, extension) = match &req.parsed.job {
+        let (spooled, mimetype, extension) = match &req.parsed.job {
             Some(_) => {
                 let (outcome, _) = self.produce(req).await?;
                 let meta = &outcome.cached.meta;
-                (outcome.cached.bytes.clone(), meta.content_type.clone(), meta.extension.clone())
+                let spooled = self.spool_body(&Body::of(&outcome.cached)).await?;
+                (spooled, meta.content_type.clone(), meta.extension.clone())
             }
             None => {
                 let bytes = self.sources.fetch(&req.parsed.url.source).await?;
@@ -47,14 +49,22 @@ impl Origin {
                     _ => "bin",
                 };
                 let mime = sniffed_type(&bytes);
-                (bytes, mime, ext.to_string())
+                (self.spool_body(&Body::Bytes(bytes)).await?, mime, ext.to_string())
             }
         };
-        // what an upload of these bytes would record: type, width and height
-        let (b, limits, name) = (bytes.clone(), self.limits(), task.filename.clone());
-        let probed = tokio::task::spawn_blocking(move || inspect(&b, &name, Some(mimetype), &limits))
-            .await
-            .map_err(Error::internal)??;
+        if spooled.size == 0 {
+            return Err(Error::bad("there is nothing to store: the result is empty"));
+        }
+        // what an upload of these bytes would record: type, width and height (probed over the
+        // spooled file mapped, on the blocking pool: a converted hour of audio is never read in)
+        let (limits, name) = (self.limits(), task.filename.clone());
+        let (spooled, probed) = tokio::task::spawn_blocking(move || {
+            let probed = spooled.map().map_err(Error::from).and_then(|m| inspect(&m, &name, Some(mimetype), &limits));
+            (spooled, probed)
+        })
+        .await
+        .map_err(Error::internal)?;
+        let probed = probed?;
         let source_url = match &req.parsed.url.source {
             SourceSpec::Url { url } => Some(url.clone()),
             _ => None,
@@ -68,13 +78,23 @@ impl Origin {
             app: grant.app.clone(),
             ..probed
         };
-        self.authorize_size(req, task, creds, bytes.len() as u64).await?;
-        let meta = self.store.put(None, bytes, upload).await?;
+        self.authorize_size(req, task, creds, spooled.size).await?;
+        let meta = self.store.put_spooled(None, spooled, upload).await?;
         if let Some(token) = &token {
             self.store.remember_stored(token, &meta.handle).await;
         }
         let token = token.unwrap_or_else(|| meta.version.clone());
         Ok(Answer::Json(self.stored_json(&meta, req, task, &token)))
+    }
+
+    /// A body copied to a store spool file as it is read.
+    async fn spool_body(&self, body: &Body) -> Result<Spooled> {
+        let mut spool = self.store.spool().await?;
+        let mut stream = body.open(None).await?;
+        while let Some(chunk) = stream.next().await {
+            spool.write(&chunk.map_err(Error::internal)?).await?;
+        }
+        Ok(spool.finish().await?)
     }
 
     /// The `store` task's JSON, or a `video_convert`'s (Filestack's conversion protocol).

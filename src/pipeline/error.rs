@@ -35,6 +35,15 @@ impl PipelineError {
         PipelineError::BadOption { task, option: Some(option), message: message.into() }
     }
 
+    /// The same error told for `task` (a shared step, such as an encoder, does not know which
+    /// task of the URL ran it).
+    pub fn for_task(self, task: &'static str) -> Self {
+        match self {
+            PipelineError::BadOption { option, message, .. } => PipelineError::BadOption { task, option, message },
+            other => other,
+        }
+    }
+
     /// What the log gets besides the public message.
     pub fn detail(&self) -> Option<&str> {
         match self {

@@ -11,6 +11,7 @@ pub mod guard;
 pub mod job;
 mod jpeg_segments;
 pub mod ops;
+pub mod output;
 pub mod steps;
 
 pub use error::{PipelineError, Result};
@@ -18,11 +19,17 @@ pub use format::Format;
 use job::{Answer, ImageJob, Job, Op};
 
 /// The result of a transform.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Rendered {
-    pub bytes: Vec<u8>,
+    pub body: output::Output,
     pub content_type: &'static str,
     pub extension: &'static str,
+}
+
+impl Rendered {
+    pub fn memory(bytes: Vec<u8>, content_type: &'static str, extension: &'static str) -> Rendered {
+        Rendered { body: output::Output::Memory(bytes), content_type, extension }
+    }
 }
 
 /// Changes whenever the pipeline's output bytes would change for the same input and plan (a new
@@ -102,6 +109,7 @@ pub fn render(
     negotiated: Option<Format>,
     limits: Limits,
     overlays: &Overlays,
+    spill: &output::Spill,
 ) -> Result<Rendered> {
     match job {
         Job::Image(image) if image.from_cover => {
@@ -113,7 +121,7 @@ pub fn render(
             run_with(&cover, image, negotiated, limits, overlays)
         }
         Job::Image(image) => run_with(&bytes, image, negotiated, limits, overlays),
-        Job::Audio(audio) => audio::run(bytes, audio, limits),
+        Job::Audio(audio) => audio::run(bytes, audio, limits, spill),
     }
 }
 
@@ -134,7 +142,7 @@ pub fn run_with(
     if job.answer == Answer::Size {
         let (width, height) = probe.oriented();
         let body = serde_json::json!({ "width": width, "height": height }).to_string();
-        return Ok(Rendered { bytes: body.into_bytes(), content_type: "application/json", extension: "json" });
+        return Ok(Rendered::memory(body.into_bytes(), "application/json", "json"));
     }
     let shrink_to = shrink_target(job, probe.oriented());
     let mut img = decode::decode(bytes, &probe, shrink_to, &limits)?;
@@ -171,7 +179,7 @@ pub fn run_with(
     }
     budget.check()?;
     let encoded = encode::encode(&img, out, &job.output)?;
-    Ok(Rendered { bytes: encoded, content_type: out.mime(), extension: out.extension() })
+    Ok(Rendered::memory(encoded, out.mime(), out.extension()))
 }
 
 fn decode_overlay(bytes: &[u8], limits: &Limits) -> Result<image::DynamicImage> {

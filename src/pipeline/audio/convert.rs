@@ -1,15 +1,17 @@
 //! `video_convert`/`audio_convert` of an audio source: decode → trim → mix → resample → encode,
-//! one block at a time, so the PCM of a long file is never held whole (the encoded output is).
+//! one block at a time, so the PCM of a long file is never held whole, and the encoded output
+//! goes to a [`Sink`] that moves to a file once it is large.
 
 use super::encode::{self, EncodeSpec, Encoder};
 use super::mix::mix;
 use super::resample::Resampler;
 use super::{decode, Window};
+use crate::pipeline::output::{Output, Sink};
 use crate::pipeline::{Budget, PipelineError, Rendered, Result};
 use crate::plan::audio::Convert;
 use bytes::Bytes;
 
-pub fn convert(bytes: Bytes, job: &Convert, budget: &Budget) -> Result<Rendered> {
+pub fn convert(bytes: Bytes, job: &Convert, budget: &Budget, sink: Sink) -> Result<Rendered> {
     let (mut decoder, _) = decode::open(bytes)?;
     let rate = decoder.info.sample_rate;
     let out_rate = encode::supported_rate(job.format, job.sample_rate.unwrap_or(rate));
@@ -20,15 +22,17 @@ pub fn convert(bytes: Bytes, job: &Convert, budget: &Budget) -> Result<Rendered>
     }
     let window = Window::of(job.offset, job.length, rate);
     let mut chain: Option<Chain> = None;
+    let mut sink = Some(sink);
     window.each_block(&mut decoder, budget, (job.task, "clip_offset"), |planes| {
-        let chain = match &mut chain {
-            Some(chain) => chain,
-            None => chain.insert(Chain::new(job, rate, out_rate, planes.len())?),
+        let chain = match (&mut chain, sink.take()) {
+            (Some(chain), _) => chain,
+            (None, Some(sink)) => chain.insert(Chain::new(job, rate, out_rate, planes.len(), sink)?),
+            (None, None) => return Err(PipelineError::codec("audio encoder", "the output was lost")),
         };
         chain.push(planes)
     })?;
     let chain = chain.ok_or_else(|| PipelineError::Corrupt("no audio could be decoded from the file".into()))?;
-    Ok(Rendered { bytes: chain.finish()?, content_type: job.format.mime(), extension: job.format.extension() })
+    Ok(Rendered { body: chain.finish()?, content_type: job.format.mime(), extension: job.format.extension() })
 }
 
 /// Mixer, resampler and encoder, set up once the first block says how many channels there are
@@ -40,7 +44,7 @@ struct Chain {
 }
 
 impl Chain {
-    fn new(job: &Convert, rate: u32, out_rate: u32, source_channels: usize) -> Result<Chain> {
+    fn new(job: &Convert, rate: u32, out_rate: u32, source_channels: usize, sink: Sink) -> Result<Chain> {
         let max = usize::from(encode::max_channels(job.format));
         let channels = job.channels.map_or(source_channels.min(max), usize::from);
         // mixed first, then resampled: fewer channels to resample when mixing down
@@ -53,7 +57,9 @@ impl Chain {
             bitrate_kbps: job.bitrate.or_else(|| encode::default_bitrate(job.format, channels as u16)),
             title: job.title.clone(),
         };
-        Ok(Chain { channels, resampler, encoder: encode::encoder(&spec)? })
+        // an encoder's option errors name the task the URL used
+        let encoder = encode::encoder(&spec, sink).map_err(|e| e.for_task(job.task))?;
+        Ok(Chain { channels, resampler, encoder })
     }
 
     fn push(&mut self, planes: &[&[f32]]) -> Result<()> {
@@ -68,7 +74,7 @@ impl Chain {
         }
     }
 
-    fn finish(mut self) -> Result<Vec<u8>> {
+    fn finish(mut self) -> Result<Output> {
         if let Some(r) = &mut self.resampler {
             let rest = r.finish()?;
             self.encoder.push(&rest.iter().map(Vec::as_slice).collect::<Vec<_>>())?;

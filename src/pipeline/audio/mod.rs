@@ -11,15 +11,16 @@ pub mod probe;
 pub mod resample;
 pub mod waveform;
 
+use super::output::{Sink, Spill};
 use super::{Budget, Limits, PipelineError, Rendered, Result};
 use crate::plan::audio::{AudioJob, WaveFormat, WaveStyle, Waveform};
 use bytes::Bytes;
 
-pub fn run(bytes: Bytes, job: &AudioJob, limits: Limits) -> Result<Rendered> {
+pub fn run(bytes: Bytes, job: &AudioJob, limits: Limits, spill: &Spill) -> Result<Rendered> {
     let budget = Budget::audio(limits);
     match job {
         AudioJob::Waveform(w) => render_waveform(bytes, w, &budget),
-        AudioJob::Convert(c) => convert::convert(bytes, c, &budget),
+        AudioJob::Convert(c) => convert::convert(bytes, c, &budget, Sink::new(spill)),
     }
 }
 
@@ -110,17 +111,11 @@ fn render_waveform(bytes: Bytes, job: &Waveform, budget: &Budget) -> Result<Rend
         },
     };
     Ok(match job.format {
-        WaveFormat::Png => {
-            Rendered { bytes: waveform::png(&envelope, &look)?, content_type: "image/png", extension: "png" }
-        }
-        WaveFormat::Svg => Rendered {
-            bytes: waveform::svg(&envelope, &look).into_bytes(),
-            content_type: "image/svg+xml",
-            extension: "svg",
-        },
+        WaveFormat::Png => Rendered::memory(waveform::png(&envelope, &look)?, "image/png", "png"),
+        WaveFormat::Svg => Rendered::memory(waveform::svg(&envelope, &look).into_bytes(), "image/svg+xml", "svg"),
         WaveFormat::Json => {
             let body = waveform::json(&envelope).to_string().into_bytes();
-            Rendered { bytes: body, content_type: "application/json", extension: "json" }
+            Rendered::memory(body, "application/json", "json")
         }
     })
 }

@@ -7,8 +7,10 @@
 //! honour either (ffmpeg, browsers, Apple; Refract's own through `mp4_edit.rs`) play exactly
 //! the input's length.
 
-use super::{block_frames, to_int, EncodeSpec, Encoder, PipelineError, Result};
+use super::{block_frames, finish_sink, output_error, to_int, EncodeSpec, Encoder, PipelineError, Result};
+use crate::pipeline::output::{Output, Sink};
 use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, EncoderParams, Transport};
+use std::io::{Seek, SeekFrom, Write};
 
 const WHAT: &str = "AAC encoder";
 /// The rates libfdk-aac encodes, up to 48 kHz: an MP4 sample entry holds the rate in 16.16
@@ -49,14 +51,14 @@ pub(super) struct AacEncoder {
     /// Frames of input taken so far (the real length).
     input: u64,
     /// `ftyp`, the `mdat` header (its size patched at the end), then the access units.
-    out: Vec<u8>,
+    out: Sink,
     /// The size of every access unit so far.
     sizes: Vec<u32>,
     packet: Vec<u8>,
 }
 
 impl AacEncoder {
-    pub(super) fn new(spec: &EncodeSpec) -> Result<AacEncoder> {
+    pub(super) fn new(spec: &EncodeSpec, mut out: Sink) -> Result<AacEncoder> {
         let channels = usize::from(spec.channels);
         let fdk = fdk_aac::enc::Encoder::new(EncoderParams {
             bit_rate: BitRate::Cbr(bitrate(spec)),
@@ -80,9 +82,10 @@ impl AacEncoder {
             config: config.to_vec(),
             title: spec.title.clone().filter(|t| !t.is_empty()),
         };
-        let mut out = mp4_box(b"ftyp", &[FTYP]);
-        out.extend_from_slice(&8u32.to_be_bytes());
-        out.extend_from_slice(b"mdat");
+        let mut head = mp4_box(b"ftyp", &[FTYP]);
+        head.extend_from_slice(&8u32.to_be_bytes());
+        head.extend_from_slice(b"mdat");
+        out.write_all(&head).map_err(output_error(WHAT))?;
         Ok(AacEncoder {
             fdk,
             pending: Vec::with_capacity(frame * channels),
@@ -106,7 +109,7 @@ impl AacEncoder {
             at += done.input_consumed;
             let unit = self.packet.get(..done.output_size).ok_or_else(|| codec("an access unit past its buffer"))?;
             if !unit.is_empty() {
-                self.out.extend_from_slice(unit);
+                self.out.write_all(unit).map_err(output_error(WHAT))?;
                 self.sizes.push(unit.len() as u32);
             }
         }
@@ -147,7 +150,7 @@ impl Encoder for AacEncoder {
 
     /// Pads with silence until the access units cover priming + input (the wrapper has no
     /// flush), then writes the `mdat` size and the `moov`.
-    fn finish(mut self: Box<Self>) -> Result<Vec<u8>> {
+    fn finish(mut self: Box<Self>) -> Result<Output> {
         let needed = self.units_needed();
         // each padded frame yields one unit once the encoder's delay is filled
         let mut budget = self.stream.delay / self.stream.frame as u64 + 4;
@@ -161,13 +164,19 @@ impl Encoder for AacEncoder {
         self.sizes.truncate(needed as usize);
         let payload: u64 = self.sizes.iter().map(|&s| u64::from(s)).sum();
         let data_start = FTYP.len() + 16;
-        self.out.truncate(data_start + payload as usize);
         let mdat = u32::try_from(payload + 8).map_err(|_| codec("an M4A over 4 GiB"))?;
-        self.out[FTYP.len() + 8..FTYP.len() + 12].copy_from_slice(&mdat.to_be_bytes());
         let moov = Layout { stream: &self.stream, sizes: &self.sizes, input: self.input, data_start }.moov()?;
         let mut out = self.out;
-        out.extend_from_slice(&moov);
-        Ok(out)
+        let end = data_start as u64 + payload;
+        // the units past what the stream needs go; the mdat's size is written over, the moov last
+        let written = out
+            .truncate(end)
+            .and_then(|()| out.seek(SeekFrom::Start(FTYP.len() as u64 + 8)))
+            .and_then(|_| out.write_all(&mdat.to_be_bytes()))
+            .and_then(|()| out.seek(SeekFrom::Start(end)))
+            .and_then(|_| out.write_all(&moov));
+        written.map_err(output_error(WHAT))?;
+        finish_sink(WHAT, out)
     }
 }
 
@@ -391,6 +400,7 @@ fn descriptor(tag: u8, body: &[u8]) -> Vec<u8> {
 mod tests {
     use super::super::testkit::*;
     use super::super::{encoder, max_channels};
+    use crate::pipeline::output::Sink;
     use crate::plan::audio::AudioFormat;
 
     #[test]
@@ -476,7 +486,8 @@ mod tests {
 
     #[test]
     fn an_empty_input_is_an_empty_file() {
-        let bytes = encoder(&spec(AudioFormat::M4a, 44_100, 2)).and_then(|e| e.finish()).expect("finish");
+        let out = encoder(&spec(AudioFormat::M4a, 44_100, 2), Sink::memory()).and_then(|e| e.finish());
+        let bytes = out.expect("finish").into_vec().expect("in memory");
         assert_eq!(&bytes[4..12], b"ftypM4A ");
         assert!(!bytes.windows(4).any(|w| w == b"elst"));
         let (_, planes, _) = decode(bytes);
@@ -489,7 +500,7 @@ mod tests {
     fn encode_speed() {
         let planes = music(44_100, 44_100 * 180);
         let started = std::time::Instant::now();
-        let mut encoder = encoder(&spec(AudioFormat::M4a, 44_100, 2)).expect("encoder");
+        let mut encoder = encoder(&spec(AudioFormat::M4a, 44_100, 2), Sink::memory()).expect("encoder");
         for at in (0..planes[0].len()).step_by(4096) {
             let end = (at + 4096).min(planes[0].len());
             encoder.push(&[&planes[0][at..end], &planes[1][at..end]]).expect("push");

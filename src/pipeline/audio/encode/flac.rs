@@ -3,11 +3,16 @@
 //! (`fLaC`, STREAMINFO, a VORBIS_COMMENT with the title) has a fixed size, so it is reserved
 //! first and written over at the end with the final totals and MD5.
 
-use super::{block_frames, comment_fields, to_int, vorbis_comment, EncodeSpec, Encoder, PipelineError, Result};
+use super::{
+    block_frames, comment_fields, finish_sink, output_error, to_int, vorbis_comment, EncodeSpec, Encoder,
+    PipelineError, Result,
+};
+use crate::pipeline::output::{Output, Sink};
 use flacenc::bitsink::MemSink;
 use flacenc::component::{BitRepr, MetadataBlockData, Stream, StreamInfo};
 use flacenc::error::{Verified, Verify};
 use flacenc::source::{Context, Fill, FrameBuf};
+use std::io::{Seek, SeekFrom, Write};
 
 const WHAT: &str = "FLAC encoder";
 /// Frames per FLAC block (flacenc's and libFLAC's default).
@@ -26,9 +31,11 @@ pub(super) struct FlacEncoder {
     framebuf: FrameBuf,
     context: Context,
     comment: Option<Vec<u8>>,
+    header_len: usize,
     /// The reserved header, then the frames.
-    out: Vec<u8>,
-    sink: MemSink<u8>,
+    out: Sink,
+    /// One encoded frame.
+    frame: MemSink<u8>,
 }
 
 fn codec(e: impl std::fmt::Display) -> PipelineError {
@@ -36,7 +43,7 @@ fn codec(e: impl std::fmt::Display) -> PipelineError {
 }
 
 impl FlacEncoder {
-    pub(super) fn new(spec: &EncodeSpec) -> Result<FlacEncoder> {
+    pub(super) fn new(spec: &EncodeSpec, out: Sink) -> Result<FlacEncoder> {
         let (channels, bits) = (usize::from(spec.channels), usize::from(spec.bits));
         let mut config = flacenc::config::Encoder::default();
         config.block_size = BLOCK;
@@ -54,10 +61,13 @@ impl FlacEncoder {
             framebuf: FrameBuf::with_size(channels, BLOCK).map_err(codec)?,
             context: Context::new(bits, channels),
             comment,
-            out: Vec::new(),
-            sink: MemSink::new(),
+            header_len: 0,
+            out,
+            frame: MemSink::new(),
         };
-        encoder.out = encoder.header()?;
+        let header = encoder.header()?;
+        encoder.header_len = header.len();
+        encoder.out.write_all(&header).map_err(output_error(WHAT))?;
         Ok(encoder)
     }
 
@@ -84,10 +94,9 @@ impl FlacEncoder {
         let frame =
             flacenc::encode_fixed_size_frame(&self.config, &self.framebuf, number, &self.info).map_err(codec)?;
         self.info.update_frame_info(&frame);
-        self.sink.clear();
-        frame.write(&mut self.sink).map_err(codec)?;
-        self.out.extend_from_slice(self.sink.as_slice());
-        Ok(())
+        self.frame.clear();
+        frame.write(&mut self.frame).map_err(codec)?;
+        self.out.write_all(self.frame.as_slice()).map_err(output_error(WHAT))
     }
 }
 
@@ -107,7 +116,7 @@ impl Encoder for FlacEncoder {
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>) -> Result<Vec<u8>> {
+    fn finish(mut self: Box<Self>) -> Result<Output> {
         self.flush_block()?;
         let total = self.context.total_samples();
         let info = &mut self.info;
@@ -120,12 +129,12 @@ impl Encoder for FlacEncoder {
         info.set_total_samples(total);
         info.set_md5_digest(&self.context.md5_digest());
         let header = self.header()?;
-        let mut out = std::mem::take(&mut self.out);
-        match out.get_mut(..header.len()) {
-            Some(reserved) => reserved.copy_from_slice(&header),
-            None => return Err(codec("the header grew")),
+        if header.len() != self.header_len {
+            return Err(codec("the header grew"));
         }
-        Ok(out)
+        let mut out = self.out;
+        out.seek(SeekFrom::Start(0)).and_then(|_| out.write_all(&header)).map_err(output_error(WHAT))?;
+        finish_sink(WHAT, out)
     }
 }
 

@@ -1,6 +1,7 @@
-//! Audio encoders: planar `f32` blocks in, one encoded file out. Each encoder buffers only what
-//! its codec needs (a FLAC block, a 20 ms Opus frame, LAME's and libvorbis's own windows), so
-//! memory follows the block size plus the encoded output, never the whole PCM.
+//! Audio encoders: planar `f32` blocks in, one encoded file out, written to a [`Sink`] as it is
+//! made (the sink moves to a file once it is large). Each encoder buffers only what its codec
+//! needs (a FLAC block, a 20 ms Opus frame, LAME's and libvorbis's own windows), so memory
+//! follows the block size, never the whole PCM nor the whole output.
 
 #[cfg(feature = "aac")]
 mod aac;
@@ -10,6 +11,7 @@ mod opus;
 mod vorbis;
 mod wav;
 
+use super::super::output::{Output, Sink};
 use super::super::{PipelineError, Result};
 use crate::plan::audio::AudioFormat;
 
@@ -32,32 +34,42 @@ pub struct EncodeSpec {
 /// allowed); samples are in [-1, 1] (outside values are clipped).
 pub trait Encoder: Send {
     fn push(&mut self, planes: &[&[f32]]) -> Result<()>;
-    /// Flushes the codec and hands out the whole encoded file.
-    fn finish(self: Box<Self>) -> Result<Vec<u8>>;
+    /// Flushes the codec, completes the headers and hands out the whole encoded file.
+    fn finish(self: Box<Self>) -> Result<Output>;
 }
 
-/// The encoder for `spec`, its headers already written.
-pub fn encoder(spec: &EncodeSpec) -> Result<Box<dyn Encoder>> {
+/// The encoder for `spec` writing to `sink`, its headers already written.
+pub fn encoder(spec: &EncodeSpec, sink: Sink) -> Result<Box<dyn Encoder>> {
     check_spec(spec)?;
     Ok(match spec.format {
-        AudioFormat::Wav => Box::new(wav::WavEncoder::new(spec)?),
-        AudioFormat::Flac => Box::new(flac::FlacEncoder::new(spec)?),
-        AudioFormat::Mp3 => Box::new(mp3::Mp3Encoder::new(spec)?),
-        AudioFormat::Vorbis => Box::new(vorbis::VorbisEncoder::new(spec)?),
-        AudioFormat::Opus => Box::new(opus::OpusEncoder::new(spec)?),
-        AudioFormat::M4a => m4a_encoder(spec)?,
+        AudioFormat::Wav => Box::new(wav::WavEncoder::new(spec, sink)?),
+        AudioFormat::Flac => Box::new(flac::FlacEncoder::new(spec, sink)?),
+        AudioFormat::Mp3 => Box::new(mp3::Mp3Encoder::new(spec, sink)?),
+        AudioFormat::Vorbis => Box::new(vorbis::VorbisEncoder::new(spec, sink)?),
+        AudioFormat::Opus => Box::new(opus::OpusEncoder::new(spec, sink)?),
+        AudioFormat::M4a => m4a_encoder(spec, sink)?,
     })
 }
 
 #[cfg(feature = "aac")]
-fn m4a_encoder(spec: &EncodeSpec) -> Result<Box<dyn Encoder>> {
-    Ok(Box::new(aac::AacEncoder::new(spec)?))
+fn m4a_encoder(spec: &EncodeSpec, sink: Sink) -> Result<Box<dyn Encoder>> {
+    Ok(Box::new(aac::AacEncoder::new(spec, sink)?))
 }
 
 /// The plan answers 501 for M4A in such a build: reaching here is a bug, told as one.
 #[cfg(not(feature = "aac"))]
-fn m4a_encoder(spec: &EncodeSpec) -> Result<Box<dyn Encoder>> {
+fn m4a_encoder(spec: &EncodeSpec, _sink: Sink) -> Result<Box<dyn Encoder>> {
     Err(PipelineError::codec(encoder_name(spec.format), "built without the `aac` feature"))
+}
+
+/// A write to the output failed (a full disk): our side, not the client's.
+fn output_error(what: &'static str) -> impl Fn(std::io::Error) -> PipelineError {
+    move |e| PipelineError::codec(what, format!("writing the output: {e}"))
+}
+
+/// The finished output of `sink`.
+fn finish_sink(what: &'static str, sink: Sink) -> Result<Output> {
+    sink.finish().map_err(output_error(what))
 }
 
 /// The rate the encoder takes when `wanted` is asked: Opus always 48 kHz, MP3 and M4A the
@@ -182,6 +194,7 @@ pub(super) mod testkit {
     //! Shared by the encoders' tests: a sine, block-wise encoding, decoding back, pitch.
     use super::*;
     use crate::pipeline::audio::decode::{self, StreamInfo};
+    use crate::pipeline::output::Spill;
     use crate::pipeline::{Budget, Limits};
 
     /// `frames` of a 440 Hz sine at half scale, the second channel a quarter turn later.
@@ -196,9 +209,20 @@ pub(super) mod testkit {
         EncodeSpec { format, sample_rate: rate, channels, bits: 16, bitrate_kbps: None, title: None }
     }
 
-    /// Encodes `planes` in uneven blocks: 1000, 4096, 17, 0, then 10 000 at a time.
+    /// Encodes `planes` in uneven blocks: 1000, 4096, 17, 0, then 10 000 at a time, once in
+    /// memory and once to a sink that moves to a file after 3000 bytes: both give the same bytes.
     pub fn encode(spec: &EncodeSpec, planes: &[Vec<f32>]) -> Vec<u8> {
-        let mut encoder = encoder(spec).expect("encoder");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spill = Spill { dir: Some(dir.path().to_path_buf()), threshold: 3000 };
+        let in_memory = encode_to(spec, planes, Sink::memory());
+        let spilled = encode_to(spec, planes, Sink::new(&spill)).into_vec().expect("read back");
+        let in_memory = in_memory.into_vec().expect("in memory");
+        assert!(in_memory == spilled, "{:?}: a spilled output differs from the one in memory", spec.format);
+        in_memory
+    }
+
+    fn encode_to(spec: &EncodeSpec, planes: &[Vec<f32>], sink: Sink) -> Output {
+        let mut encoder = encoder(spec, sink).expect("encoder");
         let frames = planes[0].len();
         let mut at = 0;
         for size in [1000, 4096, 17, 0].into_iter().chain(std::iter::repeat(10_000)) {
@@ -339,13 +363,13 @@ mod tests {
     #[test]
     fn broken_contracts_are_errors_not_panics() {
         let mut bad = spec(AudioFormat::Opus, 44_100, 2);
-        assert!(encoder(&bad).is_err());
+        assert!(encoder(&bad, Sink::memory()).is_err());
         bad = spec(AudioFormat::Mp3, 44_100, 3);
-        assert!(encoder(&bad).is_err());
+        assert!(encoder(&bad, Sink::memory()).is_err());
         bad = spec(AudioFormat::Wav, 44_100, 2);
         bad.bits = 12;
-        assert!(encoder(&bad).is_err());
-        let mut wav = encoder(&spec(AudioFormat::Wav, 44_100, 2)).expect("encoder");
+        assert!(encoder(&bad, Sink::memory()).is_err());
+        let mut wav = encoder(&spec(AudioFormat::Wav, 44_100, 2), Sink::memory()).expect("encoder");
         assert!(wav.push(&[&[0.0; 4][..]]).is_err());
         assert!(wav.push(&[&[0.0; 4][..], &[0.0; 3][..]]).is_err());
     }
@@ -364,9 +388,9 @@ mod tests {
     fn every_format_survives_an_empty_input() {
         for format in [AudioFormat::Wav, AudioFormat::Flac, AudioFormat::Mp3, AudioFormat::Vorbis, AudioFormat::Opus] {
             let rate = supported_rate(format, 44_100);
-            let out = encoder(&spec(format, rate, 2)).and_then(|e| e.finish());
+            let out = encoder(&spec(format, rate, 2), Sink::memory()).and_then(|e| e.finish());
             // valid or not, no panic; a stream that decodes must hold nothing
-            if let Ok(bytes) = out {
+            if let Ok(Output::Memory(bytes)) = out {
                 if let Ok((mut d, _)) = crate::pipeline::audio::decode::open(bytes::Bytes::from(bytes)) {
                     let budget = crate::pipeline::Budget::start(crate::pipeline::Limits::default());
                     let mut frames = 0;
@@ -387,7 +411,7 @@ mod tests {
             let rate = supported_rate(format, 44_100);
             let planes = music(rate, rate as usize * 180);
             let started = std::time::Instant::now();
-            let mut encoder = encoder(&spec(format, rate, 2)).expect("encoder");
+            let mut encoder = encoder(&spec(format, rate, 2), Sink::memory()).expect("encoder");
             for at in (0..planes[0].len()).step_by(4096) {
                 let end = (at + 4096).min(planes[0].len());
                 encoder.push(&[&planes[0][at..end], &planes[1][at..end]]).expect("push");

@@ -2,8 +2,10 @@
 //! Info/LAME tag written over its placeholder frame after the flush, so decoders trim the
 //! encoder delay and padding), the title an ID3v2.4 `TIT2` frame in UTF-8 ahead of the audio.
 
-use super::{block_frames, clip, EncodeSpec, Encoder, PipelineError, Result};
+use super::{block_frames, clip, finish_sink, output_error, EncodeSpec, Encoder, PipelineError, Result};
+use crate::pipeline::output::{Output, Sink};
 use mp3lame_encoder::{Bitrate, Builder, DualPcm, FlushGap, Mode, MonoPcm, Quality};
+use std::io::{Seek, SeekFrom, Write};
 use std::num::NonZeroU32;
 
 const WHAT: &str = "MP3 encoder";
@@ -52,7 +54,9 @@ pub(super) struct Mp3Encoder {
     lame_start: usize,
     /// The block, clipped, per channel.
     scratch: [Vec<f32>; 2],
-    out: Vec<u8>,
+    /// LAME's output for one block, on its way to `out`.
+    encoded: Vec<u8>,
+    out: Sink,
 }
 
 fn codec(e: impl std::fmt::Debug) -> PipelineError {
@@ -60,7 +64,7 @@ fn codec(e: impl std::fmt::Debug) -> PipelineError {
 }
 
 impl Mp3Encoder {
-    pub(super) fn new(spec: &EncodeSpec) -> Result<Mp3Encoder> {
+    pub(super) fn new(spec: &EncodeSpec, mut out: Sink) -> Result<Mp3Encoder> {
         let mut builder = Builder::new().ok_or_else(|| codec("LAME could not allocate"))?;
         let rate = spec.sample_rate;
         let kbps = spec.bitrate_kbps.or(super::default_bitrate(spec.format, spec.channels)).unwrap_or(128);
@@ -73,12 +77,14 @@ impl Mp3Encoder {
         builder.set_quality(Quality::Good).map_err(codec)?;
         builder.set_to_write_vbr_tag(true).map_err(codec)?;
         let lame = builder.build().map_err(codec)?;
-        let out = spec.title.as_deref().filter(|t| !t.is_empty()).map(id3v2_title).unwrap_or_default();
+        let tag = spec.title.as_deref().filter(|t| !t.is_empty()).map(id3v2_title).unwrap_or_default();
+        out.write_all(&tag).map_err(output_error(WHAT))?;
         Ok(Mp3Encoder {
             lame,
             channels: usize::from(spec.channels),
-            lame_start: out.len(),
+            lame_start: tag.len(),
             scratch: [Vec::new(), Vec::new()],
+            encoded: Vec::new(),
             out,
         })
     }
@@ -94,32 +100,38 @@ impl Encoder for Mp3Encoder {
             scratch.clear();
             scratch.extend(plane.iter().map(|&s| clip(s)));
         }
-        self.out.reserve(mp3lame_encoder::max_required_buffer_size(frames));
+        self.encoded.clear();
+        self.encoded.reserve(mp3lame_encoder::max_required_buffer_size(frames));
         let [left, right] = &self.scratch;
         let written = if self.channels == 1 {
-            self.lame.encode_to_vec(MonoPcm(left.as_slice()), &mut self.out)
+            self.lame.encode_to_vec(MonoPcm(left.as_slice()), &mut self.encoded)
         } else {
-            self.lame.encode_to_vec(DualPcm { left: left.as_slice(), right: right.as_slice() }, &mut self.out)
+            self.lame.encode_to_vec(DualPcm { left: left.as_slice(), right: right.as_slice() }, &mut self.encoded)
         };
         written.map_err(codec)?;
-        Ok(())
+        self.out.write_all(&self.encoded).map_err(output_error(WHAT))
     }
 
-    fn finish(mut self: Box<Self>) -> Result<Vec<u8>> {
-        self.out.reserve(mp3lame_encoder::max_required_buffer_size(0));
+    fn finish(mut self: Box<Self>) -> Result<Output> {
+        self.encoded.clear();
+        self.encoded.reserve(mp3lame_encoder::max_required_buffer_size(0));
         // `FlushGap` pads the last frame with silence (`FlushNoGap` drops it); the tag then says
         // how much of it, and of the start, is not audio
-        self.lame.flush_to_vec::<FlushGap>(&mut self.out).map_err(codec)?;
+        self.lame.flush_to_vec::<FlushGap>(&mut self.encoded).map_err(codec)?;
         let mut tag = Vec::with_capacity(self.lame.lame_tag_size());
         if self.lame.lame_tag_encode_to_vec(&mut tag).is_none() {
             return Err(codec("LAME wrote no Info tag"));
         }
-        let start = self.lame_start;
-        match self.out.get_mut(start..start + tag.len()) {
-            Some(placeholder) => placeholder.copy_from_slice(&tag),
-            None => return Err(codec("LAME's output has no tag placeholder")),
+        let io = output_error(WHAT);
+        let mut out = self.out;
+        out.write_all(&self.encoded).map_err(&io)?;
+        let end = out.stream_position().map_err(&io)?;
+        if (self.lame_start + tag.len()) as u64 > end {
+            return Err(codec("LAME's output has no tag placeholder"));
         }
-        Ok(std::mem::take(&mut self.out))
+        // the first frame LAME wrote is the placeholder of its Info tag
+        out.seek(SeekFrom::Start(self.lame_start as u64)).and_then(|_| out.write_all(&tag)).map_err(&io)?;
+        finish_sink(WHAT, out)
     }
 }
 

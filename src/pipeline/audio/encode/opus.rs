@@ -4,7 +4,10 @@
 //! pre-skip; the last page's granule is pre-skip + the real length, so decoders cut the padding
 //! of the last frame.
 
-use super::{block_frames, clip, comment_fields, vorbis_comment, EncodeSpec, Encoder, PipelineError, Result};
+use super::{
+    block_frames, clip, comment_fields, finish_sink, vorbis_comment, EncodeSpec, Encoder, PipelineError, Result,
+};
+use crate::pipeline::output::{Output, Sink};
 use ogg::writing::{PacketWriteEndInfo, PacketWriter};
 
 const WHAT: &str = "Opus encoder";
@@ -19,7 +22,7 @@ const SERIAL: u32 = 0x5265_6672;
 
 pub(super) struct OpusEncoder {
     opus: opus::Encoder,
-    ogg: PacketWriter<'static, Vec<u8>>,
+    ogg: PacketWriter<'static, Sink>,
     channels: usize,
     pre_skip: u64,
     /// Interleaved samples waiting for a full frame (less than `FRAME` frames).
@@ -36,7 +39,7 @@ fn codec(e: impl std::fmt::Display) -> PipelineError {
 }
 
 impl OpusEncoder {
-    pub(super) fn new(spec: &EncodeSpec) -> Result<OpusEncoder> {
+    pub(super) fn new(spec: &EncodeSpec, sink: Sink) -> Result<OpusEncoder> {
         let layout = if spec.channels == 1 { opus::Channels::Mono } else { opus::Channels::Stereo };
         let mut opus = opus::Encoder::new(RATE, layout, opus::Application::Audio).map_err(codec)?;
         let kbps = spec.bitrate_kbps.or(super::default_bitrate(spec.format, spec.channels)).unwrap_or(96);
@@ -44,7 +47,7 @@ impl OpusEncoder {
         let bits = kbps.clamp(6, 510) as i32 * 1000;
         opus.set_bitrate(opus::Bitrate::Bits(bits)).map_err(codec)?;
         let pre_skip = opus.get_lookahead().map_err(codec)?.max(0) as u64;
-        let mut ogg = PacketWriter::new(Vec::new());
+        let mut ogg = PacketWriter::new(sink);
         let head = opus_head(spec.channels as u8, pre_skip as u16, spec.sample_rate);
         ogg.write_packet(head, SERIAL, PacketWriteEndInfo::EndPage, 0).map_err(codec)?;
         let mut tags = b"OpusTags".to_vec();
@@ -107,7 +110,7 @@ impl Encoder for OpusEncoder {
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>) -> Result<Vec<u8>> {
+    fn finish(mut self: Box<Self>) -> Result<Output> {
         // enough packets to hold pre-skip + input: the encoder's lookahead is flushed by the
         // padding, and the last packet's padding is cut by the final granule
         let needed = (self.pre_skip + self.input).div_ceil(FRAME as u64).max(1);
@@ -115,7 +118,7 @@ impl Encoder for OpusEncoder {
             self.write_frame(false)?;
         }
         self.write_frame(true)?;
-        Ok(self.ogg.into_inner())
+        finish_sink(WHAT, self.ogg.into_inner())
     }
 }
 

@@ -1,7 +1,8 @@
 //! Ogg Vorbis through vorbis_rs (aoTuV libvorbis): VBR aimed at the asked average bitrate, the
 //! title a `TITLE` comment. libvorbis holds its own analysis window; blocks go straight in.
 
-use super::{block_frames, clip, EncodeSpec, Encoder, PipelineError, Result};
+use super::{block_frames, clip, finish_sink, output_error, EncodeSpec, Encoder, PipelineError, Result};
+use crate::pipeline::output::{Output, SharedSink, Sink};
 use std::num::{NonZeroU32, NonZeroU8};
 use vorbis_rs::{VorbisBitrateManagementStrategy, VorbisEncoderBuilder};
 
@@ -19,7 +20,7 @@ pub(super) fn supported_rate(wanted: u32) -> u32 {
     wanted.clamp(*RATES.start(), *RATES.end())
 }
 
-type Inner = vorbis_rs::VorbisEncoder<Vec<u8>>;
+type Inner = vorbis_rs::VorbisEncoder<SharedSink>;
 
 /// vorbis_rs's encoder is `!Send` only because it holds raw pointers to libvorbis/libogg state.
 /// That state has no thread affinity (no thread-locals, no callbacks) and is owned by this value
@@ -30,6 +31,8 @@ unsafe impl Send for SendInner {}
 
 pub(super) struct VorbisEncoder {
     inner: SendInner,
+    /// The encoder writes into a handle of this; the sink is taken back at the end.
+    out: SharedSink,
     channels: usize,
     /// The block, clipped, per channel.
     scratch: Vec<Vec<f32>>,
@@ -40,18 +43,22 @@ fn codec(e: impl std::fmt::Display) -> PipelineError {
 }
 
 impl VorbisEncoder {
-    pub(super) fn new(spec: &EncodeSpec) -> Result<VorbisEncoder> {
+    pub(super) fn new(spec: &EncodeSpec, sink: Sink) -> Result<VorbisEncoder> {
+        let out = SharedSink::new(sink);
         let kbps = spec.bitrate_kbps.or(super::default_bitrate(spec.format, spec.channels)).unwrap_or(128);
         let mut candidates = LADDER.to_vec();
         candidates.sort_by_key(|k| k.abs_diff(kbps));
         candidates.insert(0, kbps);
         let mut last = None;
         for kbps in candidates {
-            match build(spec, kbps) {
+            // whatever a failed attempt wrote is dropped
+            out.clear().map_err(output_error(WHAT))?;
+            match build(spec, kbps, out.clone()) {
                 Ok(inner) => {
                     let channels = usize::from(spec.channels);
                     return Ok(VorbisEncoder {
                         inner: SendInner(inner),
+                        out,
                         channels,
                         scratch: vec![Vec::new(); channels],
                     });
@@ -73,11 +80,11 @@ impl VorbisEncoder {
 }
 
 /// An encoder at `kbps` (libvorbis's bitrate-targeted VBR), its headers written.
-fn build(spec: &EncodeSpec, kbps: u32) -> std::result::Result<Inner, vorbis_rs::VorbisError> {
+fn build(spec: &EncodeSpec, kbps: u32, out: SharedSink) -> std::result::Result<Inner, vorbis_rs::VorbisError> {
     let rate = NonZeroU32::new(spec.sample_rate).unwrap_or(NonZeroU32::MIN);
     let channels = NonZeroU8::new(spec.channels as u8).unwrap_or(NonZeroU8::MIN);
     let target = NonZeroU32::new(kbps.saturating_mul(1000)).unwrap_or(NonZeroU32::MIN);
-    let mut builder = VorbisEncoderBuilder::new_with_serial(rate, channels, Vec::new(), SERIAL);
+    let mut builder = VorbisEncoderBuilder::new_with_serial(rate, channels, out, SERIAL);
     builder.bitrate_management_strategy(VorbisBitrateManagementStrategy::Vbr { target_bitrate: target });
     if let Some(title) = spec.title.as_deref().filter(|t| !t.is_empty()) {
         builder.comment_tag("TITLE", title)?;
@@ -97,8 +104,10 @@ impl Encoder for VorbisEncoder {
         self.inner.0.encode_audio_block(&self.scratch).map_err(codec)
     }
 
-    fn finish(self: Box<Self>) -> Result<Vec<u8>> {
-        self.inner.0.finish().map_err(codec)
+    fn finish(self: Box<Self>) -> Result<Output> {
+        let VorbisEncoder { inner, out, .. } = *self;
+        drop(inner.0.finish().map_err(codec)?);
+        finish_sink(WHAT, out.take().map_err(output_error(WHAT))?)
     }
 }
 
@@ -140,7 +149,8 @@ mod tests {
             for (channels, kbps) in [1, 2, 6, 8].into_iter().flat_map(|c| [(c, None), (c, Some(1)), (c, Some(900))]) {
                 let mut spec = spec(AudioFormat::Vorbis, rate, channels);
                 spec.bitrate_kbps = kbps;
-                let built = super::super::encoder(&spec).and_then(|e| e.finish());
+                let built =
+                    super::super::encoder(&spec, crate::pipeline::output::Sink::memory()).and_then(|e| e.finish());
                 assert!(built.is_ok(), "{rate} Hz, {channels} channels, {kbps:?} kbps: {built:?}");
             }
         }
