@@ -7,8 +7,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use refract::pipeline::audio::decode;
 use refract::pipeline::job::{AudioJob, Job};
-use refract::pipeline::output::Spill;
-use refract::pipeline::{render, Budget, Limits, Overlays};
+use refract::pipeline::{render, Budget, Limits, Overlays, Resources};
 use refract::plan::audio::{AudioFormat, Convert};
 use std::path::PathBuf;
 
@@ -23,7 +22,7 @@ fn convert(bytes: &Bytes, format: AudioFormat, sample_rate: Option<u32>) -> Vec<
         length: Some(180.0),
         title: None,
     }));
-    render(bytes.clone(), &job, None, Limits::default(), &Overlays::new(), &Spill::memory())
+    render(bytes.clone(), &job, None, Limits::default(), &Overlays::new(), &Resources::default())
         .unwrap()
         .body
         .into_vec()
@@ -44,7 +43,7 @@ fn music_mp3() -> Bytes {
         length: Some(180.0),
         title: None,
     }));
-    let rendered = render(ogg, &job, None, Limits::default(), &Overlays::new(), &Spill::memory()).unwrap();
+    let rendered = render(ogg, &job, None, Limits::default(), &Overlays::new(), &Resources::default()).unwrap();
     Bytes::from(rendered.body.into_vec().unwrap())
 }
 

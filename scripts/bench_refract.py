@@ -16,7 +16,11 @@ PIDFILE = os.path.join(OUT, "refract.pid")
 def start(workers):
     stop()
     data = tempfile.mkdtemp(prefix="refract-bench-")
-    env = dict(os.environ, REFRACT_WORKERS=str(workers), REFRACT_QUEUE_LEN="512", RUST_LOG="warn")
+    # the shared decodes stay off unless asked for: a `cache=false` miss row must decode every
+    # time, as the peers do (the srcset row turns them on, as a deployment has them)
+    decodes = os.environ.get("REFRACT_DECODE_CACHE_BYTES", "0")
+    env = dict(os.environ, REFRACT_WORKERS=str(workers), REFRACT_QUEUE_LEN="512", RUST_LOG="warn",
+               REFRACT_DECODE_CACHE_BYTES=decodes)
     p = subprocess.Popen(["target/release/refract", "serve", "--listen", f"127.0.0.1:{PORT}", "--data-dir", data],
                          env=env, stdout=subprocess.PIPE, stderr=open(os.path.join(OUT, "refract.log"), "a"), text=True)
     line = p.stdout.readline()

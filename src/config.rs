@@ -34,6 +34,9 @@ pub struct Config {
     pub cache_memory_bytes: u64,
     /// Memory for recently read originals (and fetched external sources).
     pub source_memory_bytes: u64,
+    /// Decoded pixels shared by the derivatives of one source (a srcset burst decodes once);
+    /// 0 turns the sharing off.
+    pub decode_cache_bytes: u64,
     /// How often expired and over-budget entries are swept.
     pub cache_sweep_secs: u64,
     /// Transform workers (0 = one per core).
@@ -106,6 +109,7 @@ impl Default for Config {
             cache_memory_bytes: 256 << 20,
             cache_sweep_secs: 60,
             source_memory_bytes: 256 << 20,
+            decode_cache_bytes: 256 << 20,
             workers: 0,
             queue_len: 64,
             fetch_timeout_secs: 20,

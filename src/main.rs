@@ -90,9 +90,9 @@ fn transform(input: &PathBuf, tasks: &str, output: &PathBuf, file: Option<PathBu
     let job = refract::pipeline::job::Job::compile(&plan).map_err(|e| e.to_string())?;
     let limits = refract::origin::limits(&config);
     let overlays = refract::pipeline::Overlays::new();
-    let spill = refract::pipeline::output::Spill::memory();
-    let out =
-        refract::pipeline::render(bytes.into(), &job, None, limits, &overlays, &spill).map_err(|e| e.to_string())?;
+    let resources = refract::pipeline::Resources::default();
+    let out = refract::pipeline::render(bytes.into(), &job, None, limits, &overlays, &resources)
+        .map_err(|e| e.to_string())?;
     let content_type = out.content_type;
     let bytes = out.body.into_vec().map_err(|e| e.to_string())?;
     std::fs::write(output, &bytes).map_err(|e| format!("cannot write {}: {e}", output.display()))?;

@@ -10,6 +10,7 @@ pub struct Metrics {
     pub cache_misses: IntCounter,
     pub cache_evictions: IntCounterVec,
     pub cache_corrupt: IntCounter,
+    pub decodes_shared: IntCounter,
     pub cache_disk_bytes: IntGauge,
     pub transforms: IntCounterVec,
     pub transform_seconds: Histogram,
@@ -58,6 +59,10 @@ impl Metrics {
                 &["reason"],
             ),
             cache_corrupt: counter("refract_cache_corrupt_total", "Cache entries dropped for a failed checksum"),
+            decodes_shared: counter(
+                "refract_decodes_shared_total",
+                "Transforms that took the source's pixels from another derivative's decode",
+            ),
             cache_disk_bytes: gauge("refract_cache_disk_bytes", "Bytes held by the disk cache"),
             transforms: counter_vec("refract_transforms_total", "Transforms run, by outcome", &["outcome"]),
             transform_seconds,

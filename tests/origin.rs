@@ -786,3 +786,38 @@ fn a_thousand_random_hints_make_at_most_one_entry_per_ladder_step() {
     assert!(tags.len() <= 14, "{} entries: {tags:?}", tags.len());
     assert_eq!(misses as usize, tags.len(), "one transform per entry");
 }
+
+/// A srcset burst: one photo at nine widths × two formats, requested at once, cold. The widths
+/// fall on two JPEG shrink-on-load scales (1/8 up to 512 px, 1/4 up to 1024), so the eighteen
+/// transforms decode the source twice and share the rest. An overwrite is a new source version:
+/// its derivatives decode the new pixels. `cache=false` skips the derivative cache, not the
+/// shared decodes.
+#[test]
+fn a_srcset_burst_decodes_each_scale_once() {
+    let s = TestServer::start();
+    let h = s.upload_fixture("fossa-4096x2304.jpg");
+    let widths = [160u32, 240, 320, 400, 480, 560, 640, 768, 960];
+    let paths: Vec<(u32, String)> = widths
+        .iter()
+        .flat_map(|w| ["jpg", "webp"].map(|f| (*w, format!("/resize=width:{w}/output=format:{f}/{h}"))))
+        .collect();
+    std::thread::scope(|scope| {
+        for (w, path) in &paths {
+            let s = &s;
+            scope.spawn(move || assert_eq!(get_image(s, path).dimensions(), (*w, w * 2304 / 4096)));
+        }
+    });
+    assert_eq!(transforms(&s), 18.0);
+    assert_eq!(s.metric("refract_decodes_shared_total", ""), 16.0, "two decodes for eighteen transforms");
+    for _ in 0..2 {
+        let r = s.get(&format!("/cache=false/resize=width:300/{h}"));
+        assert_eq!(r.headers()["cache-status"], "refract; fwd=bypass");
+    }
+    assert_eq!(s.metric("refract_decodes_shared_total", ""), 18.0, "cache=false shares decodes too");
+    let r = s.client().post(s.url(&format!("/api/file/{h}"))).body(fixture("hopper.jpg")).send().unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text());
+    let hopper = image::load_from_memory(&fixture("hopper.jpg")).unwrap();
+    let after = get_image(&s, &format!("/resize=width:100/output=format:png/{h}"));
+    assert_eq!(after.dimensions(), (100, 100 * hopper.height() / hopper.width()), "the new pixels");
+    assert_eq!(s.metric("refract_decodes_shared_total", ""), 18.0, "a new version decodes anew");
+}

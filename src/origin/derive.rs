@@ -7,8 +7,9 @@ use super::{Body, Disposition, FileAnswer, Origin, Parsed, ProcessRequest};
 use crate::cache::{self, Cached, Content, EntryMeta, Key};
 use crate::error::{Error, Result};
 use crate::metrics::METRICS;
+use crate::pipeline::decoded::DecodeCache;
 use crate::pipeline::output::{Output, Spill};
-use crate::pipeline::{self, job::Job, Format, Limits};
+use crate::pipeline::{self, job::Job, Decodes, Format, Limits, Resources};
 use crate::plan::audio::conversion_filename;
 use crate::plan::CachePolicy;
 use crate::pool::Admission;
@@ -202,8 +203,17 @@ impl Origin {
             CachePolicy::Expiry(n) => n,
             _ => self.config.cache_ttl_secs,
         };
-        let work =
-            Work { parsed: parsed.clone(), negotiated, limits: self.limits(), ttl, key, cache: self.cache.clone() };
+        let version = self.sources.version(&parsed.url.source).await?;
+        let work = Work {
+            parsed: parsed.clone(),
+            negotiated,
+            limits: self.limits(),
+            ttl,
+            key,
+            cache: self.cache.clone(),
+            decodes: self.decodes.clone(),
+            source_key: cache::key(&["decoded", &version.identity, &version.version]),
+        };
         let (cached, transform) = admitted.run(move || work.run(bytes, &overlays), abandoned).await?;
         let status = if key.is_some() { "refract; fwd=uri-miss; stored" } else { "refract; fwd=bypass" };
         let timing = format!("fetch;dur={:.1}, transform;dur={:.1}", ms(fetched), ms(transform));
@@ -223,18 +233,27 @@ struct Work {
     ttl: u64,
     key: Option<Key>,
     cache: Arc<cache::Cache>,
+    decodes: Arc<DecodeCache>,
+    /// The source version's name among the shared decodes.
+    source_key: Key,
 }
 
 impl Work {
     fn run(self, bytes: bytes::Bytes, overlays: &pipeline::Overlays) -> Result<(Arc<Cached>, Duration)> {
         let t = Instant::now();
         let job = self.parsed.job.as_ref().expect("compute needs a job");
-        let spill = Spill { dir: Some(self.cache.spool_dir().to_path_buf()), threshold: cache::LARGE_ENTRY };
-        let rendered = pipeline::render(bytes, job, self.negotiated, self.limits, overlays, &spill);
+        let resources = Resources {
+            spill: Spill { dir: Some(self.cache.spool_dir().to_path_buf()), threshold: cache::LARGE_ENTRY },
+            decodes: Some(Decodes { cache: &self.decodes, source: self.source_key }),
+        };
+        let rendered = pipeline::render(bytes, job, self.negotiated, self.limits, overlays, &resources);
         let elapsed = t.elapsed();
         METRICS.transform_seconds.observe(elapsed.as_secs_f64());
         METRICS.transforms.with_label_values(&[if rendered.is_ok() { "ok" } else { "error" }]).inc();
         let rendered = rendered?;
+        if rendered.shared_decode {
+            METRICS.decodes_shared.inc();
+        }
         let kind = (rendered.content_type, rendered.extension);
         let cached = match rendered.body {
             Output::Memory(bytes) => {

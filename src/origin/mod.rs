@@ -46,6 +46,8 @@ pub struct Origin {
     /// Uploads being read; more are refused (503) rather than buffered.
     pub uploads: tokio::sync::Semaphore,
     flights: Flights<Key, Outcome>,
+    /// Decodes shared by the derivatives of one source version.
+    decodes: Arc<crate::pipeline::decoded::DecodeCache>,
     /// Multipart uploads in progress.
     multipart: multipart::Sessions,
     parsed: moka::sync::Cache<String, Arc<Parsed>>,
@@ -72,6 +74,7 @@ impl Origin {
             pool: Pool::new(config.workers(), config.queue_len),
             uploads: tokio::sync::Semaphore::new(config.max_concurrent_uploads),
             flights: Flights::default(),
+            decodes: Arc::new(crate::pipeline::decoded::DecodeCache::new(config.decode_cache_bytes)),
             multipart: multipart::Sessions::new(std::time::Duration::from_secs(config.multipart_timeout_secs)),
             parsed: moka::sync::Cache::new(50_000),
             store,

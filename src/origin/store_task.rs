@@ -52,19 +52,7 @@ impl Origin {
                 (self.spool_body(&Body::Bytes(bytes)).await?, mime, ext.to_string())
             }
         };
-        if spooled.size == 0 {
-            return Err(Error::bad("there is nothing to store: the result is empty"));
-        }
-        // what an upload of these bytes would record: type, width and height (probed over the
-        // spooled file mapped, on the blocking pool: a converted hour of audio is never read in)
-        let (limits, name) = (self.limits(), task.filename.clone());
-        let (spooled, probed) = tokio::task::spawn_blocking(move || {
-            let probed = spooled.map().map_err(Error::from).and_then(|m| inspect(&m, &name, Some(mimetype), &limits));
-            (spooled, probed)
-        })
-        .await
-        .map_err(Error::internal)?;
-        let probed = probed?;
+        let (spooled, probed) = self.probe_spooled(spooled, task.filename.clone(), mimetype).await?;
         let source_url = match &req.parsed.url.source {
             SourceSpec::Url { url } => Some(url.clone()),
             _ => None,
@@ -85,6 +73,22 @@ impl Origin {
         }
         let token = token.unwrap_or_else(|| meta.version.clone());
         Ok(Answer::Json(self.stored_json(&meta, req, task, &token)))
+    }
+
+    /// What an upload of these bytes would record: type, width and height (probed over the
+    /// spooled file mapped, on the blocking pool: a converted hour of audio is never read in).
+    async fn probe_spooled(&self, spooled: Spooled, name: Option<String>, mime: String) -> Result<(Spooled, Upload)> {
+        if spooled.size == 0 {
+            return Err(Error::bad("there is nothing to store: the result is empty"));
+        }
+        let limits = self.limits();
+        let (spooled, probed) = tokio::task::spawn_blocking(move || {
+            let probed = spooled.map().map_err(Error::from).and_then(|m| inspect(&m, &name, Some(mime), &limits));
+            (spooled, probed)
+        })
+        .await
+        .map_err(Error::internal)?;
+        Ok((spooled, probed?))
     }
 
     /// A body copied to a store spool file as it is read.

@@ -135,6 +135,18 @@ fn normalize(img: DynamicImage) -> DynamicImage {
     }
 }
 
+/// The shrink-on-load reduction `decode` applies for `shrink_to` (1: none): decodes at one scale
+/// are interchangeable, whatever target asked for them.
+pub fn scale(probe: &Probe, shrink_to: Option<(u32, u32)>) -> u32 {
+    match (probe.format, shrink_to) {
+        (Format::Jpeg, Some(target)) => {
+            let target = if swaps_axes(probe.orientation) { (target.1, target.0) } else { target };
+            dct_denominator(probe.width, probe.height, target) as u32
+        }
+        _ => 1,
+    }
+}
+
 /// Largest power-of-two DCT reduction that keeps the image at least `target` in both axes.
 fn dct_denominator(w: u32, h: u32, target: (u32, u32)) -> usize {
     let mut denom = 1;
@@ -155,14 +167,11 @@ fn decode_jpeg(bytes: &[u8], probe: &Probe, shrink_to: Option<(u32, u32)>, max_p
         return DynamicImage::from_decoder(decoder).map_err(|e| corrupt(Format::Jpeg, e));
     }
     let mut d = turbojpeg::Decompressor::new().map_err(|e| PipelineError::codec("JPEG decoder", e))?;
-    if let Some(target) = shrink_to {
-        // the target is in displayed axes; the DCT works on stored axes
-        let target = if swaps_axes(probe.orientation) { (target.1, target.0) } else { target };
-        let denom = dct_denominator(probe.width, probe.height, target);
-        if denom > 1 {
-            d.set_scaling_factor(turbojpeg::ScalingFactor::new(1, denom))
-                .map_err(|e| PipelineError::codec("JPEG decoder", e))?;
-        }
+    // the target is in displayed axes; the DCT works on stored axes (`scale` turns it)
+    let denom = scale(probe, shrink_to) as usize;
+    if denom > 1 {
+        d.set_scaling_factor(turbojpeg::ScalingFactor::new(1, denom))
+            .map_err(|e| PipelineError::codec("JPEG decoder", e))?;
     }
     let scaled = d.read_header(bytes).map_err(|e| corrupt(Format::Jpeg, e))?.scaled(d.scaling_factor());
     let (w, h) = (scaled.width, scaled.height);

@@ -4,6 +4,7 @@
 pub mod audio;
 pub mod colour;
 pub mod decode;
+pub mod decoded;
 pub mod encode;
 pub mod error;
 pub mod format;
@@ -24,12 +25,29 @@ pub struct Rendered {
     pub body: output::Output,
     pub content_type: &'static str,
     pub extension: &'static str,
+    /// The source's pixels came from the shared decodes (another derivative decoded them).
+    pub shared_decode: bool,
 }
 
 impl Rendered {
     pub fn memory(bytes: Vec<u8>, content_type: &'static str, extension: &'static str) -> Rendered {
-        Rendered { body: output::Output::Memory(bytes), content_type, extension }
+        Rendered { body: output::Output::Memory(bytes), content_type, extension, shared_decode: false }
     }
+}
+
+/// What a render may use besides its inputs: where large results go, and the decodes shared
+/// between derivatives of one source.
+#[derive(Default)]
+pub struct Resources<'a> {
+    pub spill: output::Spill,
+    pub decodes: Option<Decodes<'a>>,
+}
+
+/// The shared decodes, and the source's key in them (its identity and version, the caller's).
+#[derive(Clone, Copy)]
+pub struct Decodes<'a> {
+    pub cache: &'a decoded::DecodeCache,
+    pub source: decoded::SourceKey,
 }
 
 /// Changes whenever the pipeline's output bytes would change for the same input and plan (a new
@@ -109,7 +127,7 @@ pub fn render(
     negotiated: Option<Format>,
     limits: Limits,
     overlays: &Overlays,
-    spill: &output::Spill,
+    resources: &Resources,
 ) -> Result<Rendered> {
     match job {
         Job::Image(image) if image.from_cover => {
@@ -118,23 +136,24 @@ pub fn render(
                 option: None,
                 message: "the audio has no embedded cover picture".into(),
             })?;
-            run_with(&cover, image, negotiated, limits, overlays)
+            run_image(&cover, image, negotiated, limits, overlays, None)
         }
-        Job::Image(image) => run_with(&bytes, image, negotiated, limits, overlays),
-        Job::Audio(audio) => audio::run(bytes, audio, limits, spill),
+        Job::Image(image) => run_image(&bytes, image, negotiated, limits, overlays, resources.decodes),
+        Job::Audio(audio) => audio::run(bytes, audio, limits, &resources.spill),
     }
 }
 
 pub fn run(bytes: &[u8], job: &ImageJob, negotiated: Option<Format>, limits: Limits) -> Result<Rendered> {
-    run_with(bytes, job, negotiated, limits, &Overlays::new())
+    run_image(bytes, job, negotiated, limits, &Overlays::new(), None)
 }
 
-pub fn run_with(
+fn run_image(
     bytes: &[u8],
     job: &ImageJob,
     negotiated: Option<Format>,
     limits: Limits,
     overlays: &Overlays,
+    decodes: Option<Decodes>,
 ) -> Result<Rendered> {
     let budget = Budget::start(limits);
     let input = format::require_decodable(bytes)?;
@@ -145,7 +164,11 @@ pub fn run_with(
         return Ok(Rendered::memory(body.into_bytes(), "application/json", "json"));
     }
     let shrink_to = shrink_target(job, probe.oriented());
-    let mut img = decode::decode(bytes, &probe, shrink_to, &limits)?;
+    let decode = || decode::decode(bytes, &probe, shrink_to, &limits);
+    let (mut img, shared_decode) = match decodes {
+        Some(d) => d.cache.get_or_decode(d.source, decode::scale(&probe, shrink_to), decode)?,
+        None => (decode()?, false),
+    };
     // each overlay is decoded once per job, however many steps use it
     let mut marks: std::collections::HashMap<&str, image::DynamicImage> = Default::default();
     for op in &job.ops {
@@ -179,7 +202,7 @@ pub fn run_with(
     }
     budget.check()?;
     let encoded = encode::encode(&img, out, &job.output)?;
-    Ok(Rendered::memory(encoded, out.mime(), out.extension()))
+    Ok(Rendered { shared_decode, ..Rendered::memory(encoded, out.mime(), out.extension()) })
 }
 
 fn decode_overlay(bytes: &[u8], limits: &Limits) -> Result<image::DynamicImage> {

@@ -32,7 +32,8 @@ pub fn convert(bytes: Bytes, job: &Convert, budget: &Budget, sink: Sink) -> Resu
         chain.push(planes)
     })?;
     let chain = chain.ok_or_else(|| PipelineError::Corrupt("no audio could be decoded from the file".into()))?;
-    Ok(Rendered { body: chain.finish()?, content_type: job.format.mime(), extension: job.format.extension() })
+    let (mime, extension) = (job.format.mime(), job.format.extension());
+    Ok(Rendered { body: chain.finish()?, content_type: mime, extension, shared_decode: false })
 }
 
 /// Mixer, resampler and encoder, set up once the first block says how many channels there are
