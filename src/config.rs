@@ -85,6 +85,9 @@ pub struct Config {
     pub width_ladder: Vec<u32>,
     /// The width `resize=width:auto` takes when the request has no width or viewport hint.
     pub hint_default_width: u32,
+    /// For CDNs that ignore `Vary`: a URL with `auto` options answers `302` to the explicit URL
+    /// its hints resolve to (not cached at the edge), instead of the image with `Vary`.
+    pub hints_redirect: bool,
     /// Serve stored SVG inline (still sandboxed) instead of as an attachment.
     pub inline_svg: bool,
     /// Uploads read at once; more answer 503.
@@ -132,6 +135,7 @@ impl Default for Config {
             audio_timeout_ms: 600_000,
             width_ladder: vec![160, 240, 320, 400, 480, 560, 640, 768, 960, 1080, 1280, 1440, 1920, 2560, 3200, 3840],
             hint_default_width: 1280,
+            hints_redirect: false,
             inline_svg: false,
             max_concurrent_uploads: 16,
             upload_min_bytes_per_sec: 4096,

@@ -821,3 +821,32 @@ fn a_srcset_burst_decodes_each_scale_once() {
     assert_eq!(after.dimensions(), (100, 100 * hopper.height() / hopper.width()), "the new pixels");
     assert_eq!(s.metric("refract_decodes_shared_total", ""), 18.0, "a new version decodes anew");
 }
+
+/// The redirect mode (for CDNs that ignore `Vary`): a URL with `auto` options answers `302` to the
+/// explicit URL its hints resolve to, which a shared cache must not keep and any cache may keep
+/// the target of; the query (here `dl`) goes along.
+#[test]
+fn the_redirect_mode_sends_hinted_urls_to_their_explicit_form() {
+    let s = TestServer::start_with_env(&[("REFRACT_HINTS_REDIRECT", "true")]);
+    let h = wide_photo(&s);
+    let r = hinted(&s, &format!("/resize=width:auto,dpr:auto/output=f:png/{h}?dl=true"), &[("Sec-CH-Width", "500")]);
+    assert_eq!(r.status(), 302);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("/resize=") && location.contains("width:560"), "{location}");
+    assert!(location.ends_with(&format!("/{h}?dl=true")), "{location}");
+    assert_eq!(r.headers()["vary"], "Sec-CH-Width");
+    assert_eq!(r.headers()["cdn-cache-control"], "no-store");
+    assert!(r.headers()["cache-control"].to_str().unwrap().starts_with("private"));
+    let target = s.get(&location);
+    assert_eq!(target.status(), 200);
+    assert!(target.headers().get("vary").is_none(), "the explicit URL varies on nothing");
+    assert!(target.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    assert_eq!(decode(&target.bytes().unwrap()).width(), 560);
+    // no hints: the default width; a URL without `auto` is answered as always
+    let r = hinted(&s, &format!("/resize=width:auto/{h}"), &[]);
+    assert!(r.headers()["location"].to_str().unwrap().contains("width:1280"));
+    assert_eq!(s.get(&format!("/resize=width:300/{h}")).status(), 200);
+    // a missing file is told by the explicit URL (one 404 an edge may keep, not one per device)
+    let r = hinted(&s, "/resize=width:auto/AAAAAAAAAAAAAAAAAAAA", &[]);
+    assert_eq!(s.get(r.headers()["location"].to_str().unwrap()).status(), 404);
+}

@@ -4,6 +4,7 @@ mod files;
 mod multipart;
 mod process;
 pub mod respond;
+mod responsive;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -23,6 +24,7 @@ fn route_label(path: &str) -> &'static str {
         "/metrics" => "metrics",
         p if p.starts_with("/api/store") => "store",
         p if p.starts_with("/api/file") => "file",
+        p if p.starts_with("/responsive/") => "responsive",
         p if p.ends_with("/metadata") => "metadata",
         _ => "process",
     }
@@ -68,6 +70,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .configure(multipart::routes)
         .route("/process", web::post().to(process::process_json))
+        .service(
+            web::resource("/responsive/{path:.*}")
+                .route(web::get().to(responsive::handle))
+                .route(web::head().to(responsive::handle)),
+        )
         .default_service(web::to(process::handle));
 }
 

@@ -28,6 +28,7 @@ struct Delivery<'a> {
 pub async fn answer(req: &HttpRequest, answer: Answer) -> HttpResponse {
     match answer {
         Answer::Json(value) => json(value),
+        Answer::Redirect { location, vary_hints } => redirect(&location, &vary_hints),
         Answer::File(file) => {
             let etag = format!("\"{}\"", etag_of(&file.checksum));
             let modified = UNIX_EPOCH + Duration::from_secs(file.modified);
@@ -164,6 +165,22 @@ impl Delivery<'_> {
             b.insert_header(("Server-Timing", file.timing.as_str()));
         }
     }
+}
+
+/// The redirect mode's `302`: kept by the browser that asked (its hints are its own), never by a
+/// shared cache (which would give every device the first one's width).
+fn redirect(location: &str, vary_hints: &[&str]) -> HttpResponse {
+    let Ok(location) = HeaderValue::from_str(location) else {
+        return Error::internal("a redirect to a URL that is not a header value").error_response();
+    };
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "private, max-age=300"))
+        .insert_header(("CDN-Cache-Control", "no-store"))
+        .insert_header(("Surrogate-Control", "no-store"))
+        .insert_header((header::VARY, vary_hints.join(", ")))
+        .insert_header(("Accept-CH", crate::origin::hints::ACCEPT_CH))
+        .finish()
 }
 
 /// `inline` or `attachment`, with an ASCII `filename` and, for other names, RFC 8187's

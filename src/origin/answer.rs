@@ -155,4 +155,10 @@ pub enum Answer {
     File(Box<FileAnswer>),
     /// A JSON document that is never cached (store results, `debug`, metadata).
     Json(serde_json::Value),
+    /// `302` to the explicit URL a request's client hints resolved to (the redirect mode), with
+    /// the hint headers it read.
+    Redirect {
+        location: String,
+        vary_hints: Vec<&'static str>,
+    },
 }

@@ -14,6 +14,7 @@ mod multipart;
 mod process;
 mod process_api;
 mod request;
+mod responsive;
 mod store_task;
 mod zip;
 
@@ -24,6 +25,7 @@ pub use files::FileFields;
 pub use multipart::MultipartCall;
 pub use process_api::ProcessCall;
 pub use request::{Accepts, Asker, ClientGone, Method, Parsed, ProcessRequest, QueryParams};
+pub use responsive::{Picture, PictureFormat, Rendering, ResponsiveOptions, ResponsiveRequest};
 
 use crate::cache::{Cache, Key};
 use crate::config::{Config, StoreConfig};

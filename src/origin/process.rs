@@ -49,6 +49,10 @@ impl Origin {
         if req.method == Method::Post {
             return Err(Error::MethodNotAllowed);
         }
+        if self.config.hints_redirect && !vary_hints.is_empty() {
+            let location = hinted_location(&parsed)?;
+            return Ok(Answer::Redirect { location, vary_hints });
+        }
         let mut file = self.read_or_derive(&req, creds.as_ref()).await?;
         file.vary_hints = vary_hints;
         Ok(Answer::File(Box::new(private(file, &grant))))
@@ -125,4 +129,16 @@ fn debug_json(url: &ParsedUrl, plan: &Plan) -> serde_json::Value {
         "source": url.source,
         "status": { "http_code": 200, "message": "ok" },
     })
+}
+
+/// Where the redirect mode sends a request whose hints were resolved: its explicit, canonical URL
+/// with the query it came with (unless the query belonged to an external source URL).
+fn hinted_location(parsed: &super::Parsed) -> Result<String> {
+    let mut location = super::responsive::canonical_path(&parsed.url, &parsed.plan)?;
+    if !parsed.url.query_consumed && !parsed.query.pairs.is_empty() {
+        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let pairs: Vec<String> = parsed.query.pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+        location = format!("{location}?{}", pairs.join("&"));
+    }
+    Ok(location)
 }
