@@ -79,6 +79,11 @@ pub struct Config {
     pub max_upscale: f64,
     /// Budget of one transform, checked between steps and inside long loops.
     pub transform_timeout_ms: u64,
+    /// `quality=auto` picks the lowest quality whose SSIMULACRA2 score against the image before
+    /// encoding is at least this (90: visually lossless, 70: high, 50: medium). The default, 70,
+    /// was measured on the corpus photos at 800 px: close to q80 while smaller (README,
+    /// "Automatic quality").
+    pub auto_quality_target: f64,
     /// Budget of one audio job (a conversion decodes and encodes the whole file).
     pub audio_timeout_ms: u64,
     /// The widths `resize=width:auto` snaps to (the smallest step at least the hinted width).
@@ -132,6 +137,7 @@ impl Default for Config {
             max_chain: 30,
             max_upscale: 16.0,
             transform_timeout_ms: 30_000,
+            auto_quality_target: 70.0,
             audio_timeout_ms: 600_000,
             width_ladder: vec![160, 240, 320, 400, 480, 560, 640, 768, 960, 1080, 1280, 1440, 1920, 2560, 3200, 3840],
             hint_default_width: 1280,
@@ -259,6 +265,9 @@ impl Config {
                 return bad(field, &format!("is {value}; allowed {lo}..={hi}"));
             }
         }
+        if !(30.0..=95.0).contains(&self.auto_quality_target) {
+            return bad("auto_quality_target", "must be a SSIMULACRA2 score between 30 and 95");
+        }
         if !(1.0..=1000.0).contains(&self.max_upscale) {
             return bad("max_upscale", "must be between 1 and 1000");
         }
@@ -336,6 +345,19 @@ pub struct AppConfig {
     /// How the answers of an app that requires signatures are cached.
     #[serde(default)]
     pub private_caching: PrivateCaching,
+    /// Client hints the app's URLs follow without saying so: `dpr` (every `resize` without a
+    /// `dpr` takes `dpr:auto`), `width` (a stored image fetched without a `resize` is resized
+    /// to `width:auto`).
+    #[serde(default)]
+    pub client_hints: Vec<HintDefault>,
+}
+
+/// A client hint an app opts all its URLs into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HintDefault {
+    Width,
+    Dpr,
 }
 
 /// `no-cache`: an edge may store the answer once and must revalidate it with Refract at every
@@ -435,5 +457,9 @@ mod tests {
         assert!(load("REFRACT_WORKERS", "100000").unwrap_err().contains("workers"));
         assert!(load("REFRACT_MAX_UPSCALE", "0.5").unwrap_err().contains("max_upscale"));
         assert_eq!(load("REFRACT_MAX_UPSCALE", "2.5").unwrap().max_upscale, 2.5);
+        assert!(load("REFRACT_AUTO_QUALITY_TARGET", "99").unwrap_err().contains("auto_quality_target"));
+        assert_eq!(load("REFRACT_AUTO_QUALITY_TARGET", "75.5").unwrap().auto_quality_target, 75.5);
+        // the pipeline's own default (`refract transform`) is the server's
+        assert_eq!(Config::default().auto_quality_target, crate::pipeline::quality::DEFAULT_TARGET);
     }
 }

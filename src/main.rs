@@ -90,7 +90,8 @@ fn transform(input: &PathBuf, tasks: &str, output: &PathBuf, file: Option<PathBu
     let job = refract::pipeline::job::Job::compile(&plan).map_err(|e| e.to_string())?;
     let limits = refract::origin::limits(&config);
     let overlays = refract::pipeline::Overlays::new();
-    let resources = refract::pipeline::Resources::default();
+    let auto = refract::pipeline::quality::Auto { target: config.auto_quality_target, accepted: Vec::new() };
+    let resources = refract::pipeline::Resources { auto, ..Default::default() };
     let out = refract::pipeline::render(bytes.into(), &job, None, limits, &overlays, &resources)
         .map_err(|e| e.to_string())?;
     let content_type = out.content_type;

@@ -427,7 +427,7 @@ pub static TASKS: &[TaskSpec] = &[
         Image,
         &[
             o("format", "f", Enum(OUTPUT_FORMATS)),
-            o("quality", "q", IntOr(1, 100, &["input"])),
+            o("quality", "q", IntOr(1, 100, &["input", "auto"])),
             o("strip", "", Bool),
             o("compress", "", Bool),
             o("background", "b", Color),
@@ -440,7 +440,7 @@ pub static TASKS: &[TaskSpec] = &[
             o("pageorientation", "", Enum(ORIENTATIONS)),
         ],
     ),
-    t("quality", false, Image, &[o("value", "v", Int(1, 100))]),
+    t("quality", false, Image, &[o("value", "v", IntOr(1, 100, &["auto"]))]),
     t("compress", true, Image, &[o("metadata", "m", Bool)]),
     t("pjpg", true, Image, &[o("quality", "", Int(0, 100)), o("metadata", "", Bool)]),
     t("no_metadata", true, Image, NONE),

@@ -70,6 +70,10 @@ pub struct EntryMeta {
     pub overlays: Vec<String>,
     /// The format was negotiated from `Accept`.
     pub vary_accept: bool,
+    /// The quality `quality=auto` chose (`X-Refract-Quality`, on hits too); absent in entries
+    /// written before it existed.
+    #[serde(default)]
+    pub auto_quality: Option<u8>,
 }
 
 /// An entry's bytes: in memory, or (a large entry) its open blob, read as it is sent.

@@ -21,6 +21,7 @@ fn meta(bytes: &[u8], expires: u64, last_access: u64, source: &str) -> EntryMeta
         source: source.into(),
         overlays: vec![],
         vary_accept: false,
+        auto_quality: None,
     }
 }
 

@@ -164,6 +164,9 @@ impl Delivery<'_> {
         if !file.timing.is_empty() {
             b.insert_header(("Server-Timing", file.timing.as_str()));
         }
+        if let Some(q) = file.auto_quality {
+            b.insert_header(("X-Refract-Quality", q.to_string()));
+        }
     }
 }
 

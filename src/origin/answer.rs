@@ -30,6 +30,10 @@ pub fn etag_of(checksum: &str) -> &str {
     &checksum[..checksum.len().min(32)]
 }
 
+/// The `Server-Timing` entry naming the quality `quality=auto` chose, followed by it
+/// (`auto-quality;desc=62`).
+pub const AUTO_QUALITY_METRIC: &str = "auto-quality;desc=";
+
 /// How a file is presented: its name, and whether it is shown or downloaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disposition {
@@ -58,6 +62,9 @@ pub struct FileAnswer {
     pub cache_status: &'static str,
     /// `Server-Timing` value (empty: none).
     pub timing: String,
+    /// The quality `quality=auto` chose for these bytes (`X-Refract-Quality`), on a miss, a hit
+    /// and a 304 alike; `None` for every other answer.
+    pub auto_quality: Option<u8>,
 }
 
 /// The bytes of a file answer: in memory (a derivative), or a stored original read from its

@@ -46,6 +46,7 @@ impl Origin {
             disposition: Disposition { filename, attachment: download || !inline },
             cache_status: "refract; detail=original",
             timing: String::new(),
+            auto_quality: None,
         })
     }
 

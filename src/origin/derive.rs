@@ -3,13 +3,13 @@
 
 use super::answer::{etag_of, REVALIDATED};
 use super::deliver::surrogate_source_key;
-use super::{Body, Disposition, FileAnswer, Origin, Parsed, ProcessRequest};
+use super::{Accepts, Body, Disposition, FileAnswer, Origin, Parsed, ProcessRequest};
 use crate::cache::{self, Cached, Content, EntryMeta, Key};
 use crate::error::{Error, Result};
 use crate::metrics::METRICS;
 use crate::pipeline::decoded::DecodeCache;
 use crate::pipeline::output::{Output, Spill};
-use crate::pipeline::{self, job::Job, Decodes, Format, Limits, Resources};
+use crate::pipeline::{self, job::Job, quality, Decodes, Format, Limits, Resources};
 use crate::plan::audio::conversion_filename;
 use crate::plan::CachePolicy;
 use crate::pool::Admission;
@@ -60,7 +60,8 @@ impl Origin {
             vary_hints: Vec::new(),
             disposition: Disposition { filename, attachment: parsed.query.download || content.attachment },
             cache_status: outcome.status,
-            timing: outcome.timing,
+            timing: with_quality(outcome.timing, meta.auto_quality),
+            auto_quality: meta.auto_quality,
         })
     }
 
@@ -87,7 +88,7 @@ impl Origin {
         if !self.sources.is_fresh(&parsed.url.source).await {
             return Ok(None);
         }
-        let key = self.derivative_key(parsed, req.negotiated()).await?;
+        let key = self.request_key(req).await?;
         let Some(meta) = self.cache.peek(&key) else { return Ok(None) };
         let etag = etag_of(&meta.checksum);
         if !req.if_none_match.iter().any(|t| t == "*" || t == etag) {
@@ -97,14 +98,33 @@ impl Origin {
         Ok(Some((Outcome { cached, status: REVALIDATED, timing: "cache;desc=index".into(), fresh: false }, key)))
     }
 
+    /// The key of what `req` asks, with what its `Accept` negotiates and weighs.
+    pub(super) async fn request_key(&self, req: &ProcessRequest) -> Result<Key> {
+        self.derivative_key(&req.parsed, req.negotiated(), &weighed(&req.parsed, req.accepts)).await
+    }
+
     /// Everything that changes a derivative's bytes, hashed: the pipeline's version, the
-    /// canonical plan, the source's identity and version, the negotiated format, an explicit
-    /// expiry and the versions of the stored files it overlays.
-    pub(super) async fn derivative_key(&self, parsed: &Parsed, negotiated: Option<Format>) -> Result<Key> {
+    /// canonical plan, the source's identity and version, the negotiated format (and, at
+    /// `quality=auto`, the target and the formats weighed: see [`weighed`]), an explicit expiry
+    /// and the versions of the stored files it overlays.
+    pub(super) async fn derivative_key(
+        &self,
+        parsed: &Parsed,
+        negotiated: Option<Format>,
+        weighed: &[Format],
+    ) -> Result<Key> {
         let job = parsed.job.as_ref().expect("derivative needs a job");
         let version = self.sources.version(&parsed.url.source).await?;
-        let negotiated_tag =
-            negotiated.map(Format::extension).unwrap_or(if job.negotiates() { "original" } else { "" });
+        let mut negotiated_tag =
+            negotiated.map(Format::extension).unwrap_or(if job.negotiates() { "original" } else { "" }).to_string();
+        // `quality=auto`: the target decides the bytes; left out otherwise, so that the keys of
+        // fixed-quality derivatives stay what they were
+        if job.image().is_some_and(|i| i.output.auto_quality()) {
+            negotiated_tag += &format!(";auto-quality={}", self.config.auto_quality_target);
+            let names: Vec<&str> = weighed.iter().map(|f| f.extension()).collect();
+            negotiated_tag += &format!(";weighed={}", names.join(","));
+        }
+        let negotiated_tag = negotiated_tag.as_str();
         // `cache=expiry:N` gives its URL an entry of its own, with that lifetime
         let expiry = match parsed.plan.cache {
             CachePolicy::Expiry(n) => n.to_string(),
@@ -124,17 +144,17 @@ impl Origin {
     /// The derivative's bytes: from the cache, or computed once (single-flight) and stored.
     pub(super) async fn produce(&self, req: &ProcessRequest) -> Result<(Outcome, Key)> {
         let parsed = &req.parsed;
-        let negotiated = req.negotiated();
+        let negotiated = Negotiated { best: req.negotiated(), weighed: weighed(parsed, req.accepts) };
         // an external source not seen lately is downloaded to learn its version: that download
         // needs a place in the queue first, like any other read of a miss
         let fresh = self.sources.is_fresh(&parsed.url.source).await;
         let early = Mutex::new(if fresh { None } else { Some(self.pool.admit()?) });
-        let key = self.derivative_key(parsed, negotiated).await?;
+        let key = self.derivative_key(parsed, negotiated.best, &negotiated.weighed).await?;
         let gone = req.client_gone.clone();
         let abandoned = move || gone.as_ref().is_some_and(|g| g());
         if parsed.plan.cache == CachePolicy::Disabled {
             let admitted = self.take_or_admit(&early)?;
-            return Ok((self.compute(parsed, negotiated, None, admitted, abandoned).await?, key));
+            return Ok((self.compute(parsed, &negotiated, None, admitted, abandoned).await?, key));
         }
         if let Some(hit) = self.lookup(key).await {
             return Ok((hit, key));
@@ -144,6 +164,7 @@ impl Origin {
             .run(key, |followers| {
                 let admitted = self.take_or_admit(&early);
                 let abandoned = abandoned.clone();
+                let negotiated = &negotiated;
                 async move {
                     // another flight may have finished between our lookup and now
                     if let Some(hit) = self.lookup(key).await {
@@ -187,7 +208,7 @@ impl Origin {
     async fn compute(
         &self,
         parsed: &Arc<Parsed>,
-        negotiated: Option<Format>,
+        negotiated: &Negotiated,
         key: Option<Key>,
         admitted: Admission,
         abandoned: impl Fn() -> bool + Send + 'static,
@@ -206,7 +227,8 @@ impl Origin {
         let version = self.sources.version(&parsed.url.source).await?;
         let work = Work {
             parsed: parsed.clone(),
-            negotiated,
+            negotiated: negotiated.best,
+            auto: quality::Auto { target: self.config.auto_quality_target, accepted: negotiated.weighed.clone() },
             limits: self.limits(),
             ttl,
             key,
@@ -214,9 +236,12 @@ impl Origin {
             decodes: self.decodes.clone(),
             source_key: cache::key(&["decoded", &version.identity, &version.version]),
         };
-        let (cached, transform) = admitted.run(move || work.run(bytes, &overlays), abandoned).await?;
+        let (cached, transform, encodes) = admitted.run(move || work.run(bytes, &overlays), abandoned).await?;
         let status = if key.is_some() { "refract; fwd=uri-miss; stored" } else { "refract; fwd=bypass" };
-        let timing = format!("fetch;dur={:.1}, transform;dur={:.1}", ms(fetched), ms(transform));
+        let mut timing = format!("fetch;dur={:.1}, transform;dur={:.1}", ms(fetched), ms(transform));
+        if let Some(n) = encodes {
+            timing += &format!(", encodes;desc={n}");
+        }
         Ok(Outcome { cached, status, timing, fresh: true })
     }
 }
@@ -225,10 +250,36 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The format a negotiating job takes from `Accept`, and the formats it weighs.
+struct Negotiated {
+    best: Option<Format>,
+    weighed: Vec<Format>,
+}
+
+/// The formats `format=auto` weighs against the input's own at `quality=auto`: those `Accept`
+/// allows beyond the universal ones (AVIF, WebP). Empty for any other job.
+fn weighed(parsed: &Parsed, accepts: Accepts) -> Vec<Format> {
+    let weighs = parsed.job.as_ref().and_then(Job::image).is_some_and(|i| i.negotiates() && i.output.auto_quality());
+    let allowed = [(accepts.avif, Format::Avif), (accepts.webp, Format::Webp)];
+    allowed.into_iter().filter(|(ok, _)| weighs && *ok).map(|(_, f)| f).collect()
+}
+
+/// `Server-Timing` with the quality `quality=auto` chose (`auto-quality;desc=62`), beside the
+/// `X-Refract-Quality` header the front sends from [`super::answer::FileAnswer::auto_quality`].
+fn with_quality(timing: String, quality: Option<u8>) -> String {
+    match quality {
+        Some(q) if timing.is_empty() => format!("{}{q}", super::answer::AUTO_QUALITY_METRIC),
+        Some(q) => format!("{timing}, {}{q}", super::answer::AUTO_QUALITY_METRIC),
+        None => timing,
+    }
+}
+
 /// One transform as it runs on a worker: render, then keep.
 struct Work {
     parsed: Arc<Parsed>,
     negotiated: Option<Format>,
+    /// `quality=auto`'s target and the formats it may weigh.
+    auto: quality::Auto,
     limits: Limits,
     ttl: u64,
     key: Option<Key>,
@@ -239,12 +290,14 @@ struct Work {
 }
 
 impl Work {
-    fn run(self, bytes: bytes::Bytes, overlays: &pipeline::Overlays) -> Result<(Arc<Cached>, Duration)> {
+    /// The entry, how long the render took, and the encodes `quality=auto` spent.
+    fn run(self, bytes: bytes::Bytes, overlays: &pipeline::Overlays) -> Result<(Arc<Cached>, Duration, Option<usize>)> {
         let t = Instant::now();
         let job = self.parsed.job.as_ref().expect("compute needs a job");
         let resources = Resources {
             spill: Spill { dir: Some(self.cache.spool_dir().to_path_buf()), threshold: cache::LARGE_ENTRY },
             decodes: Some(Decodes { cache: &self.decodes, source: self.source_key }),
+            auto: self.auto.clone(),
         };
         let rendered = pipeline::render(bytes, job, self.negotiated, self.limits, overlays, &resources);
         let elapsed = t.elapsed();
@@ -255,9 +308,12 @@ impl Work {
             METRICS.decodes_shared.inc();
         }
         let kind = (rendered.content_type, rendered.extension);
+        let chosen = rendered.quality;
+        let auto_quality = chosen.and_then(|c| c.quality);
         let cached = match rendered.body {
             Output::Memory(bytes) => {
-                let meta = self.entry_meta(kind, bytes.len() as u64, blake3::hash(&bytes).to_hex().to_string(), job);
+                let checksum = blake3::hash(&bytes).to_hex().to_string();
+                let meta = EntryMeta { auto_quality, ..self.entry_meta(kind, bytes.len() as u64, checksum, job) };
                 match self.key {
                     Some(k) => self.cache.put(&k, bytes.into(), meta),
                     None => Arc::new(Cached::new(bytes.into(), meta)),
@@ -265,7 +321,7 @@ impl Work {
             }
             Output::File { path, .. } => {
                 let (file, len, checksum) = cache::open_output(&path).map_err(Error::internal)?;
-                let meta = self.entry_meta(kind, len, checksum, job);
+                let meta = EntryMeta { auto_quality, ..self.entry_meta(kind, len, checksum, job) };
                 match self.key {
                     Some(k) => self.cache.adopt(&k, path, file, meta),
                     // `cache=false`: the file is unlinked here and read through its open handle
@@ -273,7 +329,7 @@ impl Work {
                 }
             }
         };
-        Ok((cached, elapsed))
+        Ok((cached, elapsed, chosen.map(|c| c.encodes)))
     }
 
     /// The entry of a result of `kind` (content type, extension).
@@ -290,6 +346,7 @@ impl Work {
             source: self.parsed.url.source.identity(),
             overlays: job.overlays().into_iter().map(str::to_string).collect(),
             vary_accept: job.negotiates(),
+            auto_quality: None,
         }
     }
 }

@@ -443,6 +443,7 @@ impl Origin {
             disposition: Disposition { filename: format!("picture.{extension}"), attachment: false },
             cache_status: "refract; detail=responsive",
             timing: String::new(),
+            auto_quality: None,
         })
     }
 }

@@ -148,7 +148,7 @@ impl Origin {
     async fn store_token(&self, req: &ProcessRequest, task: &Store, grant: &Grant) -> Result<String> {
         let parsed = &req.parsed;
         let key = match &parsed.job {
-            Some(_) => self.derivative_key(parsed, req.negotiated()).await?,
+            Some(_) => self.request_key(req).await?,
             None => {
                 let version = self.sources.version(&parsed.url.source).await?;
                 cache::key(&["store", &parsed.canonical, &version.identity, &version.version])

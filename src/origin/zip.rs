@@ -44,6 +44,7 @@ impl Origin {
             disposition: Disposition { filename: "files.zip".into(), attachment: true },
             cache_status: "refract; detail=zip",
             timing: String::new(),
+            auto_quality: None,
         })
     }
 

@@ -24,8 +24,8 @@ pub fn encode(img: &DynamicImage, format: Format, spec: &OutputSpec) -> Result<V
     }
 }
 
-/// Composite onto an opaque background (for formats without alpha).
-fn flatten(img: &DynamicImage, bg: Rgba) -> RgbImage {
+/// Composite onto an opaque background (for formats without alpha, and for scoring).
+pub(super) fn flatten(img: &DynamicImage, bg: Rgba) -> RgbImage {
     match img {
         DynamicImage::ImageRgba8(buf) => {
             let [br, bgc, bb, _] = bg.0.map(|c| c as u32);

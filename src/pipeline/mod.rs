@@ -13,6 +13,7 @@ pub mod job;
 mod jpeg_segments;
 pub mod ops;
 pub mod output;
+pub mod quality;
 pub mod steps;
 
 pub use error::{PipelineError, Result};
@@ -27,20 +28,23 @@ pub struct Rendered {
     pub extension: &'static str,
     /// The source's pixels came from the shared decodes (another derivative decoded them).
     pub shared_decode: bool,
+    /// What `quality=auto` chose (`None`: a fixed quality, or not an image).
+    pub quality: Option<quality::Chosen>,
 }
 
 impl Rendered {
     pub fn memory(bytes: Vec<u8>, content_type: &'static str, extension: &'static str) -> Rendered {
-        Rendered { body: output::Output::Memory(bytes), content_type, extension, shared_decode: false }
+        Rendered { body: output::Output::Memory(bytes), content_type, extension, shared_decode: false, quality: None }
     }
 }
 
-/// What a render may use besides its inputs: where large results go, and the decodes shared
-/// between derivatives of one source.
+/// What a render may use besides its inputs: where large results go, the decodes shared
+/// between derivatives of one source, and what `quality=auto` aims at and may weigh.
 #[derive(Default)]
 pub struct Resources<'a> {
     pub spill: output::Spill,
     pub decodes: Option<Decodes<'a>>,
+    pub auto: quality::Auto,
 }
 
 /// The shared decodes, and the source's key in them (its identity and version, the caller's).
@@ -136,25 +140,32 @@ pub fn render(
                 option: None,
                 message: "the audio has no embedded cover picture".into(),
             })?;
-            run_image(&cover, image, negotiated, limits, overlays, None)
+            let context = Context { limits, overlays, decodes: None, auto: &resources.auto };
+            run_image(&cover, image, negotiated, context)
         }
-        Job::Image(image) => run_image(&bytes, image, negotiated, limits, overlays, resources.decodes),
+        Job::Image(image) => {
+            let context = Context { limits, overlays, decodes: resources.decodes, auto: &resources.auto };
+            run_image(&bytes, image, negotiated, context)
+        }
         Job::Audio(audio) => audio::run(bytes, audio, limits, &resources.spill),
     }
 }
 
 pub fn run(bytes: &[u8], job: &ImageJob, negotiated: Option<Format>, limits: Limits) -> Result<Rendered> {
-    run_image(bytes, job, negotiated, limits, &Overlays::new(), None)
+    let auto = quality::Auto::default();
+    run_image(bytes, job, negotiated, Context { limits, overlays: &Overlays::new(), decodes: None, auto: &auto })
 }
 
-fn run_image(
-    bytes: &[u8],
-    job: &ImageJob,
-    negotiated: Option<Format>,
+/// What an image job runs with besides its source.
+struct Context<'a> {
     limits: Limits,
-    overlays: &Overlays,
-    decodes: Option<Decodes>,
-) -> Result<Rendered> {
+    overlays: &'a Overlays,
+    decodes: Option<Decodes<'a>>,
+    auto: &'a quality::Auto,
+}
+
+fn run_image(bytes: &[u8], job: &ImageJob, negotiated: Option<Format>, context: Context) -> Result<Rendered> {
+    let Context { limits, overlays, decodes, auto } = context;
     let budget = Budget::start(limits);
     let input = format::require_decodable(bytes)?;
     let probe = decode::probe(bytes, input, &limits)?;
@@ -201,8 +212,37 @@ fn run_image(
         out = output_format(job, input, None);
     }
     budget.check()?;
+    if job.output.auto_quality() {
+        let formats = auto_candidates(job, input, out, &img, &auto.accepted);
+        let encoded = quality::encode_auto(&img, &formats, &job.output, auto.target, &budget)?;
+        let format = encoded.chosen.format;
+        let rendered = Rendered::memory(encoded.bytes, format.mime(), format.extension());
+        return Ok(Rendered { shared_decode, quality: Some(encoded.chosen), ..rendered });
+    }
     let encoded = encode::encode(&img, out, &job.output)?;
     Ok(Rendered { shared_decode, ..Rendered::memory(encoded, out.mime(), out.extension()) })
+}
+
+/// The formats `quality=auto` encodes: the output format; with `format=auto` and the formats
+/// `Accept` allows handed over, each of them and the input's own, the smallest kept.
+fn auto_candidates(
+    job: &ImageJob,
+    input: Format,
+    out: Format,
+    img: &image::DynamicImage,
+    accepted: &[Format],
+) -> Vec<Format> {
+    if !job.negotiates() || accepted.is_empty() {
+        return vec![out];
+    }
+    let mut formats = vec![output_format(job, input, None)];
+    let webp_fits = img.width() <= 16_383 && img.height() <= 16_383;
+    for &f in accepted {
+        if !formats.contains(&f) && f.encodable() && (f != Format::Webp || webp_fits) {
+            formats.push(f);
+        }
+    }
+    formats
 }
 
 fn decode_overlay(bytes: &[u8], limits: &Limits) -> Result<image::DynamicImage> {

@@ -102,16 +102,30 @@ pub enum Op {
 }
 
 /// What to write at the end.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct OutputSpec {
     /// `None` keeps the input's format (or PNG for formats we do not write).
     pub format: Option<Format>,
     /// The format is chosen from the request's `Accept` (and the response varies on it).
     pub negotiate: bool,
+    /// 1…100, `None` for the encoders' default, or [`AUTO_QUALITY`] for `quality=auto` (the
+    /// lowest quality whose perceptual distance stays under the configured target).
     pub quality: Option<u8>,
     pub progressive: bool,
     pub compress: bool,
     pub background: Option<Rgba>,
+}
+
+/// `quality=auto` in [`OutputSpec::quality`]: a value no URL can give (they say 1…100), and one
+/// that an encoder reading it as a number would clamp to 100, never to a poor image. (A value
+/// rather than a type of its own: `OutputSpec` is built field by field outside the crate.)
+pub const AUTO_QUALITY: u8 = u8::MAX;
+
+impl OutputSpec {
+    /// `quality=auto`: the pipeline searches the quality.
+    pub fn auto_quality(&self) -> bool {
+        self.quality == Some(AUTO_QUALITY)
+    }
 }
 
 /// Answer something other than an image.
@@ -146,19 +160,7 @@ impl ImageJob {
 
     /// No steps, the input's format, an image answer: what a plan of control tasks compiles to.
     fn blank() -> ImageJob {
-        ImageJob {
-            ops: Vec::new(),
-            output: OutputSpec {
-                format: None,
-                negotiate: false,
-                quality: None,
-                progressive: false,
-                compress: false,
-                background: None,
-            },
-            answer: Answer::Image,
-            from_cover: false,
-        }
+        ImageJob { ops: Vec::new(), output: OutputSpec::default(), answer: Answer::Image, from_cover: false }
     }
 
     /// Stored files the job reads besides its source (watermarks).
@@ -222,7 +224,7 @@ static COMPILERS: &[(&str, Compile)] = &[
     ("watermark", Step(compile_watermark)),
     ("border", Step(compile_border)),
     ("output", Setting(compile_output)),
-    ("quality", Setting(|job, t| set(&mut job.output.quality, opt_num(t, "value").map(|q| q as u8)))),
+    ("quality", Setting(|job, t| set(&mut job.output.quality, quality(t.get("value"))))),
     ("pjpg", Setting(compile_pjpg)),
     ("compress", Setting(|job, _| set(&mut job.output.compress, true))),
     ("auto_image", Setting(|job, _| set(&mut job.output.negotiate, true))),
@@ -463,8 +465,8 @@ fn compile_output(job: &mut ImageJob, task: &Task) -> Result<()> {
             }
         }
     }
-    if let Some(Param::Int(q)) = task.get("quality") {
-        out.quality = Some(*q as u8);
+    if let Some(q) = quality(task.get("quality")) {
+        out.quality = Some(q);
     }
     if let Some(Param::Bool(c)) = task.get("compress") {
         out.compress = *c;
@@ -476,6 +478,14 @@ fn compile_output(job: &mut ImageJob, task: &Task) -> Result<()> {
         return Err(Error::bad_option("output", "colorspace", "CMYK output is not supported; use rgb"));
     }
     Ok(())
+}
+
+/// A quality option: 1…100, or `auto` ([`AUTO_QUALITY`]); `input` is refused before this.
+fn quality(p: Option<&Param>) -> Option<u8> {
+    match p? {
+        Param::Str(w) if w == "auto" => Some(AUTO_QUALITY),
+        p => p.as_i64().map(|q| q.clamp(1, 100) as u8),
+    }
 }
 
 fn compile_pjpg(job: &mut ImageJob, task: &Task) -> Result<()> {
@@ -598,6 +608,22 @@ mod tests {
             ]
         );
         assert_eq!(job.output.quality, Some(33));
+    }
+
+    #[test]
+    fn quality_auto_is_the_reserved_value_and_numbers_stay_numbers() {
+        let job = compile(&[task("quality", vec![("value", word("auto"))])]).unwrap();
+        assert!(job.output.auto_quality());
+        let job = compile(&[task("output", vec![("quality", word("auto")), ("format", word("webp"))])]).unwrap();
+        assert_eq!((job.output.quality, job.output.format), (Some(AUTO_QUALITY), Some(Format::Webp)));
+        // the later task wins, as for any output setting
+        let job = compile(&[
+            task("quality", vec![("value", word("auto"))]),
+            task("output", vec![("quality", Param::Int(100))]),
+        ])
+        .unwrap();
+        assert_eq!(job.output.quality, Some(100));
+        assert!(!job.output.auto_quality());
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub fn convert(bytes: Bytes, job: &Convert, budget: &Budget, sink: Sink) -> Resu
     })?;
     let chain = chain.ok_or_else(|| PipelineError::Corrupt("no audio could be decoded from the file".into()))?;
     let (mime, extension) = (job.format.mime(), job.format.extension());
-    Ok(Rendered { body: chain.finish()?, content_type: mime, extension, shared_decode: false })
+    Ok(Rendered { body: chain.finish()?, content_type: mime, extension, shared_decode: false, quality: None })
 }
 
 /// Mixer, resampler and encoder, set up once the first block says how many channels there are
