@@ -850,3 +850,46 @@ fn the_redirect_mode_sends_hinted_urls_to_their_explicit_form() {
     let r = hinted(&s, "/resize=width:auto/AAAAAAAAAAAAAAAAAAAA", &[]);
     assert_eq!(s.get(r.headers()["location"].to_str().unwrap()).status(), 404);
 }
+
+/// An app can opt all its URLs into client hints (`client_hints = ["width", "dpr"]`): a stored
+/// image asked bare is resized to the hinted width, a `resize` follows the DPR, an explicit `dpr`
+/// still wins, and another app's URLs are untouched.
+#[test]
+fn an_app_opts_its_urls_into_client_hints() {
+    let s = TestServer::start_with_config(
+        r#"
+[[apps]]
+api_key = "HINTED"
+client_hints = ["width", "dpr"]
+
+[[apps]]
+api_key = "PLAIN"
+"#,
+    );
+    let img = RgbImage::from_fn(2000, 1000, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+    let mut png = Vec::new();
+    img.write_to(&mut Cursor::new(&mut png), ImageFormat::Png).unwrap();
+    let store = |key: &str| {
+        let r = s.client().post(s.url(&format!("/api/store/S3?key={key}&filename=wide.png"))).body(png.clone());
+        let r = r.send().unwrap();
+        assert_eq!(r.status(), 200, "{:?}", r.text());
+        r.json::<serde_json::Value>().unwrap()["handle"].as_str().unwrap().to_string()
+    };
+    let (h, plain) = (store("HINTED"), store("PLAIN"));
+    let width = |path: &str, hints: &[(&str, &str)]| {
+        let r = hinted(&s, path, hints);
+        assert_eq!(r.status(), 200, "{path}");
+        let vary = r.headers().get("vary").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        (decode(&r.bytes().unwrap()).width(), vary)
+    };
+    let (w, vary) = width(&format!("/HINTED/{h}"), &[("Sec-CH-Width", "500")]);
+    assert_eq!((w, vary.as_str()), (560, "Sec-CH-Width"));
+    let (w, vary) = width(&format!("/HINTED/output=format:png/{h}"), &[("Sec-CH-Width", "700")]);
+    assert_eq!((w, vary.as_str()), (768, "Sec-CH-Width"));
+    let (w, vary) = width(&format!("/HINTED/resize=width:300/{h}"), &[("Sec-CH-DPR", "2")]);
+    assert_eq!((w, vary.as_str()), (600, "Sec-CH-DPR"));
+    let (w, vary) = width(&format!("/HINTED/resize=width:300,dpr:1/{h}"), &[("Sec-CH-DPR", "2")]);
+    assert_eq!((w, vary.as_str()), (300, ""));
+    let (w, vary) = width(&format!("/PLAIN/{plain}"), &[("Sec-CH-Width", "500")]);
+    assert_eq!((w, vary.as_str()), (2000, ""));
+}

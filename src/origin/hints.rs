@@ -5,8 +5,9 @@
 //! named in `Vary`.
 
 use super::{Origin, Parsed};
+use crate::config::HintDefault;
 use crate::error::Result;
-use crate::url::{ParsedUrl, SourceSpec, Value};
+use crate::url::{ParsedUrl, RawOption, RawTask, SourceSpec, Value};
 use std::sync::Arc;
 
 /// What Refract asks browsers to send (`Accept-CH`).
@@ -39,6 +40,9 @@ impl Hints {
         None
     }
 }
+
+/// Tasks that say how the result is written, after which an added `resize` would come too late.
+const TRAILING: [&str; 4] = ["output", "quality", "compress", "cache"];
 
 /// Whether the URL has `auto` options to resolve before its job can be compiled.
 pub(super) fn wants_hints(url: &ParsedUrl) -> bool {
@@ -80,10 +84,15 @@ impl Origin {
         parsed: Arc<Parsed>,
         hints: &Hints,
     ) -> Result<(Arc<Parsed>, Vec<&'static str>)> {
-        let (auto_width, auto_dpr) = auto_options(&parsed.url);
-        if parsed.url.debug || !(auto_width || auto_dpr) {
+        if parsed.url.debug {
             return Ok((parsed, Vec::new()));
         }
+        let mut url = self.with_app_defaults(&parsed.url).await;
+        let (auto_width, auto_dpr) = auto_options(url.as_ref().unwrap_or(&parsed.url));
+        if !(auto_width || auto_dpr) {
+            return Ok((parsed, Vec::new()));
+        }
+        let mut url = url.take().unwrap_or_else(|| parsed.url.clone());
         let mut consulted = Vec::new();
         let width = match auto_width {
             true => Some(self.hinted_width(&parsed.url.source, hints, &mut consulted).await),
@@ -94,7 +103,6 @@ impl Origin {
             (true, None) => snap_dpr(hints.read(DPR, &mut consulted).unwrap_or(1.0)),
             _ => 1,
         };
-        let mut url = parsed.url.clone();
         for option in url.tasks.iter_mut().filter(|t| t.name == "resize").flat_map(|t| &mut t.options) {
             let text = match option.key.as_str() {
                 "width" | "w" => width.map(|w| w.to_string()),
@@ -109,6 +117,34 @@ impl Origin {
         }
         consulted.dedup();
         Ok((Arc::new(self.compile(url, parsed.query.clone())?), consulted))
+    }
+
+    /// The URL with its app's hint defaults written in as `auto` options (`None`: nothing to
+    /// add). `dpr`: every `resize` without a `dpr` gets `dpr:auto`. `width`: a stored image asked
+    /// without a `resize` (nor a `store`) gets `resize=width:auto` before its output tasks.
+    async fn with_app_defaults(&self, url: &ParsedUrl) -> Option<ParsedUrl> {
+        let key = url.apikey.as_deref()?;
+        let app = self.config.apps.iter().find(|a| a.api_key == key)?;
+        let mut out = url.clone();
+        if app.client_hints.contains(&HintDefault::Dpr) {
+            for task in out.tasks.iter_mut().filter(|t| t.name == "resize") {
+                if !task.options.iter().any(|o| o.key == "dpr") {
+                    task.options.push(RawOption { key: "dpr".into(), value: Some(Value::scalar("auto")) });
+                }
+            }
+        }
+        let bare = !url.tasks.iter().any(|t| matches!(t.name.as_str(), "resize" | "store"));
+        if app.client_hints.contains(&HintDefault::Width) && bare && self.is_stored_image(&url.source).await {
+            let at = out.tasks.iter().position(|t| TRAILING.contains(&t.name.as_str())).unwrap_or(out.tasks.len());
+            let option = RawOption { key: "width".into(), value: Some(Value::scalar("auto")) };
+            out.tasks.insert(at, RawTask { name: "resize".into(), options: vec![option] });
+        }
+        (out.tasks != url.tasks).then_some(out)
+    }
+
+    async fn is_stored_image(&self, source: &SourceSpec) -> bool {
+        let SourceSpec::Handle { handle } = source else { return false };
+        self.store.meta(handle).await.is_ok_and(|m| m.mimetype.starts_with("image/") && m.width.is_some())
     }
 
     /// The width hint (device pixels), else the viewport's times the DPR, else the default;

@@ -328,6 +328,7 @@ mod tests {
             containers: Vec::new(),
             aliases: None,
             private_caching: PrivateCaching::NoCache,
+            client_hints: Vec::new(),
         }
     }
 
