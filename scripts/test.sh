@@ -22,4 +22,12 @@ if ! command -v varnishd >/dev/null && [ ! -x /usr/sbin/varnishd ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq varnish >/dev/null
   if trap -p EXIT | grep -q policy-rc.d; then $SUDO rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
 fi
+# Chromium, the browser tests/browser.rs runs headless on the <picture> endpoint's page (Debian's
+# package; the test starts and kills its own instances).
+if ! command -v chromium >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "test: installing chromium" >&2
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 cargo test --release --all-targets "$@"
