@@ -21,3 +21,5 @@ python3 scripts/bench_refract.py start 0
 DUR=$DUR "$SHARED/bench/compare.sh" "http://127.0.0.1:$PORT" "$PHOTO" | tee -a "$OUT/compare.txt"
 python3 scripts/bench_refract.py extra | tee "$OUT/extra.txt"
 python3 scripts/bench_refract.py table "$OUT/compare.txt" "$OUT/extra.txt" | tee "$OUT/results.md"
+echo "== srcset burst (8 widths x JPEG and WebP at once, cold) vs sharp" | tee "$OUT/srcset.txt"
+python3 scripts/bench_srcset.py | tee -a "$OUT/srcset.txt"
