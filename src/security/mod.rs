@@ -9,9 +9,11 @@ mod credentials;
 mod policy;
 
 pub use credentials::Credentials;
+use policy::Policy;
 
 use crate::config::{AppConfig, PrivateCaching};
 use crate::error::{Error, Result};
+use std::sync::Arc;
 
 /// Operations a policy can allow (Filestack's `call` names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +107,10 @@ struct App {
     containers: Vec<String>,
     aliases: Option<Vec<String>>,
     private: PrivateCaching,
+    /// Policies whose signature checked out, by the credentials as sent: a page of thumbnails
+    /// signed with one policy verifies it once, not once per image. Only successes are kept
+    /// (garbage cannot crowd it), and `allows` still runs per request (expiry, call, handle).
+    verified: moka::sync::Cache<String, Arc<Policy>>,
 }
 
 pub struct Security {
@@ -125,6 +131,7 @@ impl Security {
                 containers: Vec::new(),
                 aliases: None,
                 private: PrivateCaching::default(),
+                verified: moka::sync::Cache::new(10_000),
             });
         }
         Security { apps: list }
@@ -191,7 +198,22 @@ impl App {
             containers: c.containers.clone(),
             aliases: c.aliases.clone(),
             private: c.private_caching,
+            verified: moka::sync::Cache::new(10_000),
         }
+    }
+
+    /// The policy the credentials carry, verified against the app's secrets (memoised).
+    fn verified_policy(&self, creds: &Credentials) -> Result<Arc<Policy>> {
+        let key = match creds {
+            Credentials::Signed(p) => format!("{}.{}", p.policy, p.signature),
+            Credentials::Jwt(token) => token.clone(),
+        };
+        if let Some(policy) = self.verified.get(&key) {
+            return Ok(policy);
+        }
+        let policy = Arc::new(creds.verify(&self.secrets)?);
+        self.verified.insert(key, policy.clone());
+        Ok(policy)
     }
 
     fn selected_by(&self, key: &str) -> bool {
@@ -213,7 +235,7 @@ impl App {
             // an app without secrets has nothing to verify a signature with
             None => Ok(()),
             Some(_) if self.secrets.is_empty() => Ok(()),
-            Some(creds) => creds.verify(&self.secrets)?.allows(access),
+            Some(creds) => self.verified_policy(creds)?.allows(access),
         }
     }
 
@@ -386,5 +408,31 @@ mod tests {
         assert!(store(Some("s3"), Some("public")).is_ok() && store(None, None).is_ok());
         assert!(store(Some("azure"), None).unwrap_err().to_string().contains("azure"));
         assert!(store(None, Some("private")).unwrap_err().to_string().contains("container"));
+    }
+
+    #[test]
+    fn verified_policies_are_memoised_but_still_checked_per_request() {
+        let secret = "refract-test-secret";
+        let s = legacy(secret);
+        let read = Access::new(Call::Read);
+        let good = signed(secret, &serde_json::json!({ "expiry": 4_102_444_800u64, "call": ["read"] }));
+        s.authorize(&with(&good), &read).unwrap();
+        let key = |c: &Credentials| match c {
+            Credentials::Signed(p) => format!("{}.{}", p.policy, p.signature),
+            Credentials::Jwt(t) => t.clone(),
+        };
+        assert!(s.apps[0].verified.contains_key(&key(&good)), "a verified policy is kept");
+        // the memo answers the signature, not the request: a call the policy lacks is refused
+        assert!(s.authorize(&with(&good), &Access::new(Call::Remove)).is_err());
+        let expired = signed(secret, &serde_json::json!({ "expiry": 1_000_000_000u64 }));
+        for _ in 0..2 {
+            assert!(matches!(s.authorize(&with(&expired), &read), Err(Error::Forbidden(_))));
+        }
+        let forged = match &good {
+            Credentials::Signed(p) => creds(&p.policy, &"0".repeat(64)),
+            Credentials::Jwt(_) => unreachable!(),
+        };
+        assert!(s.authorize(&with(&forged), &read).is_err());
+        assert!(!s.apps[0].verified.contains_key(&key(&forged)), "a failed signature is never kept");
     }
 }
