@@ -101,6 +101,49 @@ pub struct Config {
     pub upload_min_bytes_per_sec: u64,
     /// External URL sources are revalidated (conditional GET) after this many seconds.
     pub source_revalidate_secs: u64,
+    /// Several nodes over one store (`[cluster]`): who to tell of a delete or an overwrite.
+    pub cluster: ClusterConfig,
+    /// A second-level derivative cache shared by the nodes, on S3-compatible storage
+    /// (`[shared_cache]`, the fields of an s3 store); off when absent.
+    pub shared_cache: Option<S3Config>,
+    /// On SIGTERM: stop accepting, and give requests in flight this long to finish.
+    pub shutdown_timeout_secs: u64,
+}
+
+/// Nodes over one shared store. A delete or an overwrite through any node is told to every
+/// peer (`POST /internal/invalidate/HANDLE`, authenticated by `token`) before it answers, so no
+/// node serves the old file's derivatives afterwards; `meta_ttl_ms` bounds how long a peer
+/// that missed the message (a partition) may still use what it knew.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Every node's base URL (`http://10.0.0.2:8080`); this node's own is recognised and skipped.
+    pub peers: Vec<String>,
+    /// Shared secret of the `/internal/` calls; required with peers.
+    pub token: Option<String>,
+    /// How long a file's metadata (its version) is trusted before the store is asked again;
+    /// 0 trusts it until this node changes the file (one node, or a store nobody else writes).
+    pub meta_ttl_ms: u64,
+    /// How long a delete or an overwrite waits for its peers' acknowledgements.
+    pub broadcast_timeout_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig { peers: Vec::new(), token: None, meta_ttl_ms: 0, broadcast_timeout_ms: 2000 }
+    }
+}
+
+impl ClusterConfig {
+    /// The metadata lifetime that applies: with peers or a shared store, never forever.
+    pub fn meta_ttl(&self, shared_store: bool) -> Option<std::time::Duration> {
+        let ms = match self.meta_ttl_ms {
+            0 if !self.peers.is_empty() || shared_store => 1000,
+            0 => return None,
+            ms => ms,
+        };
+        Some(std::time::Duration::from_millis(ms))
+    }
 }
 
 impl Default for Config {
@@ -146,6 +189,9 @@ impl Default for Config {
             max_concurrent_uploads: 16,
             upload_min_bytes_per_sec: 4096,
             source_revalidate_secs: 3600,
+            cluster: ClusterConfig::default(),
+            shared_cache: None,
+            shutdown_timeout_secs: 30,
         }
     }
 }
@@ -222,10 +268,10 @@ impl Config {
             Ok(toml::Value::Table(t)) => {
                 let mut names: Vec<String> = t.keys().cloned().collect();
                 // optional fields are absent from a serialized default
-                names.extend(["public_url".to_string(), "secret".to_string()]);
+                names.extend(["public_url", "secret", "shared_cache"].map(String::from));
                 names
             }
-            _ => vec!["public_url".to_string(), "secret".to_string()],
+            _ => ["public_url", "secret", "shared_cache"].map(String::from).to_vec(),
         }
     }
 
@@ -243,6 +289,7 @@ impl Config {
             }
         }
         self.validate_apps()?;
+        self.validate_cluster()?;
         let ladder = &self.width_ladder;
         if ladder.is_empty() || ladder.len() > 64 || ladder.windows(2).any(|w| w[0] >= w[1]) || ladder[0] == 0 {
             return bad("width_ladder", "must be 1 to 64 widths, rising, each at least 1");
@@ -279,6 +326,22 @@ impl Config {
 
     /// Each app: a key, one or two strong secrets, a signature requirement it can meet, and a
     /// key no other app has.
+    fn validate_cluster(&self) -> Result<(), String> {
+        let c = &self.cluster;
+        if !c.peers.is_empty() && c.token.as_deref().is_none_or(weak_secret) {
+            return Err(format!(
+                "configuration: `cluster.token` must be set, at least {MIN_SECRET_LEN} bytes, when `cluster.peers` are"
+            ));
+        }
+        if let Some(p) = c.peers.iter().find(|p| !(p.starts_with("http://") || p.starts_with("https://"))) {
+            return Err(format!("configuration: `cluster.peers` entry `{p}` is not an http(s) URL"));
+        }
+        if self.shared_cache.as_ref().is_some_and(|s| s.bucket.is_empty()) {
+            return Err("configuration: `shared_cache` needs a `bucket`".into());
+        }
+        Ok(())
+    }
+
     fn validate_apps(&self) -> Result<(), String> {
         if !self.apps.is_empty() && self.secret.is_some() && self.api_keys.is_empty() {
             // the legacy app accepts any key: beside apps it would answer for every unknown key
@@ -379,6 +442,14 @@ fn weak_secret(secret: &str) -> bool {
 }
 
 fn env_value(v: &str, list: bool) -> toml::Value {
+    // a table (`REFRACT_STORE='{ kind = "s3", bucket = "b" }'`) or an array, written as in TOML
+    if v.trim_start().starts_with(['{', '[']) {
+        if let Ok(t) = format!("v = {v}").parse::<toml::Table>() {
+            if let Some(value) = t.get("v") {
+                return value.clone();
+            }
+        }
+    }
     if list {
         return toml::Value::Array(
             v.split(',').filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.trim().into())).collect(),
@@ -410,6 +481,24 @@ mod tests {
         let k8s = [("REFRACT_PORT", "tcp://10.0.0.7:8080"), ("REFRACT_SERVICE_HOST", "10.0.0.7")];
         let c = Config::load(None, k8s.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
         assert_eq!(c.listen, Config::default().listen);
+    }
+
+    #[test]
+    fn tables_come_from_the_environment_as_inline_toml() {
+        let env = [
+            ("REFRACT_STORE", r#"{ kind = "s3", bucket = "originals", endpoint = "http://s3:5000" }"#),
+            ("REFRACT_SHARED_CACHE", r#"{ bucket = "derivatives", prefix = "d" }"#),
+            ("REFRACT_CLUSTER", r#"{ peers = ["http://a:8080", "http://b:8080"], token = "a-cluster-token-0123" }"#),
+        ];
+        let c = Config::load(None, env.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+        assert!(matches!(&c.store, StoreConfig::S3(s) if s.bucket == "originals"));
+        assert_eq!(c.shared_cache.as_ref().map(|s| s.prefix.as_str()), Some("d"));
+        assert_eq!(c.cluster.peers.len(), 2);
+        assert_eq!(c.cluster.meta_ttl(false), Some(std::time::Duration::from_millis(1000)));
+        assert_eq!(ClusterConfig::default().meta_ttl(false), None, "one node trusts what it wrote");
+        let weak = [("REFRACT_CLUSTER", r#"{ peers = ["http://a:8080"] }"#)];
+        let e = Config::load(None, weak.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap_err();
+        assert!(e.contains("cluster.token"), "{e}");
     }
 
     #[test]

@@ -30,6 +30,23 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Inspect or clean a node's derivative cache (the node must be stopped: its index is locked
+    /// while it runs). Prints JSON.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+        /// The node's data directory (default: the configured one, ./data).
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Exit 0 when a node answers `/healthz` with 200 (Docker's HEALTHCHECK; no curl needed).
+    Healthcheck {
+        /// The node's health URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
     /// Run the pipeline on a local file: `refract transform in.jpg 'resize=w:800/output=f:webp' out.webp`.
     Transform {
         input: PathBuf,
@@ -40,11 +57,25 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum CacheAction {
+    /// Entries, bytes, expired entries, sources.
+    Stats,
+    /// Drop every derivative of a stored file (or a source identity).
+    Purge { handle: String },
+    /// Read every entry and check its checksum; remove the ones that fail.
+    Verify,
+    /// Remove expired entries, evict to the size budget, collect orphaned files.
+    Gc,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { listen, data_dir, config } => serve(listen, data_dir, config),
         Command::Transform { input, tasks, output, config } => transform(&input, &tasks, &output, config),
+        Command::Healthcheck { url } => healthcheck(&url),
+        Command::Cache { action, data_dir, config } => cache(action, data_dir, config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,5 +129,58 @@ fn transform(input: &PathBuf, tasks: &str, output: &PathBuf, file: Option<PathBu
     let bytes = out.body.into_vec().map_err(|e| e.to_string())?;
     std::fs::write(output, &bytes).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
     eprintln!("wrote {} ({content_type}, {} bytes)", output.display(), bytes.len());
+    Ok(())
+}
+
+/// `GET url` over plain HTTP with a short timeout; Ok when the status is 200.
+fn healthcheck(url: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let rest = url.strip_prefix("http://").ok_or("healthcheck: only http:// URLs")?;
+    let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let addr = authority
+        .to_socket_addrs()
+        .map_err(|e| format!("healthcheck: {authority}: {e}"))?
+        .next()
+        .ok_or("healthcheck: no address")?;
+    let timeout = std::time::Duration::from_secs(3);
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("healthcheck: {e}"))?;
+    conn.set_read_timeout(Some(timeout)).ok();
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("healthcheck: {e}"))?;
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).map_err(|e| format!("healthcheck: {e}"))?;
+    match &head[9..12] {
+        b"200" => Ok(()),
+        status => Err(format!("healthcheck: {url} answered {}", String::from_utf8_lossy(status))),
+    }
+}
+
+fn cache(action: CacheAction, data_dir: Option<PathBuf>, file: Option<PathBuf>) -> Result<(), String> {
+    let config = load(file)?;
+    let dir = data_dir.unwrap_or(config.data_dir);
+    if !dir.join("cache").is_dir() {
+        return Err(format!("{} holds no cache", dir.display()));
+    }
+    let cache = refract::cache::Cache::open(&dir, config.cache_max_bytes, 0).map_err(|e| {
+        if e.contains("lock") {
+            format!("{e}: a node is running on {}; stop it first", dir.display())
+        } else {
+            e
+        }
+    })?;
+    let report = match action {
+        CacheAction::Stats => serde_json::to_value(cache.stats()),
+        CacheAction::Verify => serde_json::to_value(cache.verify()),
+        CacheAction::Purge { handle } => {
+            Ok(serde_json::json!({ "source": handle, "purged": cache.purge_source(&handle) }))
+        }
+        CacheAction::Gc => {
+            let done = cache.housekeep();
+            Ok(serde_json::json!({ "expired": done.expired, "evicted": done.evicted, "orphans": done.orphans }))
+        }
+    };
+    cache.flush();
+    println!("{}", report.map_err(|e| e.to_string())?);
     Ok(())
 }

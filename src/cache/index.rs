@@ -295,6 +295,15 @@ impl Index {
         self.db.flush().ok();
     }
 
+    /// Every entry, in key order, read lazily (the `cache` CLI's walks).
+    pub(super) fn entries(&self) -> impl Iterator<Item = (Key, IVec, EntryMeta)> + '_ {
+        self.entries.iter().filter_map(|item| {
+            let (key, raw) = item.ok()?;
+            let meta = decode_meta(&raw)?;
+            Some((<Key>::try_from(&key[..]).ok()?, raw, meta))
+        })
+    }
+
     /// Test support: assert that every entry has exactly its secondary keys and nothing else is
     /// in the secondary trees; returns the bytes the entries account for.
     #[cfg(test)]

@@ -19,9 +19,11 @@
 //! the blob directory (expiry, the size budget, orphaned files) is [`Cache::housekeep`], run by the
 //! one background sweeper, so a transform worker never pays for another entry's cleanup.
 
+mod admin;
 mod blobs;
 mod housekeeping;
 mod index;
+pub mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +35,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::metrics::METRICS;
+pub use admin::{Stats, Verified};
 use blobs::Blobs;
 pub use housekeeping::Housekeeping;
 use index::{Expect, Index};
@@ -344,6 +347,12 @@ impl Cache {
     /// Everything housekeeping removes, as one count: what the sweeper logs.
     pub fn sweep(&self) -> usize {
         self.housekeep().total()
+    }
+
+    /// Whether the cache can still write (for `/readyz`): a file created and removed in its
+    /// spool directory (a full or read-only disk fails it).
+    pub fn reachable(&self) -> bool {
+        tempfile::NamedTempFile::new_in(&self.spool).is_ok()
     }
 
     pub fn flush(&self) {

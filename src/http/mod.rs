@@ -21,6 +21,8 @@ pub type Shared = web::Data<Origin>;
 fn route_label(path: &str) -> &'static str {
     match path {
         "/healthz" => "healthz",
+        "/readyz" => "readyz",
+        p if p.starts_with("/internal/") => "internal",
         "/metrics" => "metrics",
         p if p.starts_with("/api/store") => "store",
         p if p.starts_with("/api/file") => "file",
@@ -35,6 +37,37 @@ async fn healthz() -> HttpResponse {
         .insert_header(("Cache-Control", "no-store"))
         .content_type("application/json")
         .body(r#"{"status":"ok"}"#)
+}
+
+/// Ready for traffic: the store, the shared tier and the cache answer (503 otherwise, so a
+/// balancer's health check takes the node out).
+async fn readyz(state: Shared) -> HttpResponse {
+    let report = state.ready().await;
+    let mut answer = if report["ready"] == true { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
+    answer.insert_header(("Cache-Control", "no-store")).json(report)
+}
+
+/// A peer changed a file: forget it here. Only the cluster's token may ask.
+async fn invalidate(
+    state: Shared,
+    req: actix_web::HttpRequest,
+    handle: web::Path<String>,
+) -> Result<HttpResponse, Error> {
+    let token = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !state.peers.authentic(token) {
+        return Err(Error::Forbidden("not a peer of this cluster".into()));
+    }
+    if !crate::handle::is_valid(&handle) {
+        return Err(Error::bad(format!("`{handle}` is not a handle")));
+    }
+    let purged = state.forget_file(&handle).await;
+    tracing::info!(handle = %handle, purged, "a peer changed a file; forgotten here");
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(serde_json::json!({ "purged": purged })))
 }
 
 async fn metrics() -> HttpResponse {
@@ -53,7 +86,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // from it without running the router's pattern matching.
     cfg.route("/healthz", web::get().to(healthz))
         .route("/healthz", web::head().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/readyz", web::head().to(readyz))
         .route("/metrics", web::get().to(metrics))
+        .service(web::scope("/internal").route("/invalidate/{handle}", web::post().to(invalidate)))
         .service(
             web::scope("/api")
                 .route("/store/{storage}", web::post().to(files::store))
@@ -153,6 +189,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
     })
     .on_connect(remember_socket)
     .workers(state.config.workers().max(2))
+    // SIGTERM (and SIGINT): stop accepting, give requests in flight this long, then return
+    .shutdown_timeout(state.config.shutdown_timeout_secs)
     .listen(listener)
     .map_err(|e| format!("cannot listen on {addr}: {e}"))?
     .run();
@@ -160,7 +198,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
     use std::io::Write;
     std::io::stdout().flush().ok();
     let result = server.await.map_err(|e| e.to_string());
+    state.cache.write_touches();
     state.cache.flush();
+    tracing::info!("stopped; cache index flushed");
     result
 }
 

@@ -198,9 +198,38 @@ impl Origin {
             });
         }
         let cache = self.cache.clone();
-        let hit = tokio::task::spawn_blocking(move || cache.get(&key)).await.ok().flatten()?;
-        METRICS.cache_hits.with_label_values(&["disk"]).inc();
-        Some(Outcome { cached: hit, status: "refract; hit", timing: "cache;desc=disk".into(), fresh: false })
+        if let Some(hit) = tokio::task::spawn_blocking(move || cache.get(&key)).await.ok().flatten() {
+            METRICS.cache_hits.with_label_values(&["disk"]).inc();
+            return Some(Outcome {
+                cached: hit,
+                status: "refract; hit",
+                timing: "cache;desc=disk".into(),
+                fresh: false,
+            });
+        }
+        self.lookup_shared(key).await
+    }
+
+    /// The shared tier, behind the local ones: a hit there is kept locally too.
+    async fn lookup_shared(&self, key: Key) -> Option<Outcome> {
+        let (bytes, meta) = self.shared.as_ref()?.get(&key).await?;
+        let cache = self.cache.clone();
+        let cached = tokio::task::spawn_blocking(move || cache.put(&key, bytes, meta)).await.ok()?;
+        METRICS.cache_hits.with_label_values(&["shared"]).inc();
+        Some(Outcome {
+            cached,
+            status: "refract; hit; detail=shared",
+            timing: "cache;desc=shared".into(),
+            fresh: false,
+        })
+    }
+
+    /// Copy a new derivative to the shared tier, off the response path. Large entries (files,
+    /// a converted hour of audio) stay local.
+    fn share(&self, key: Key, cached: &Arc<Cached>) {
+        let (Some(tier), Content::Memory(bytes)) = (self.shared.clone(), &cached.content) else { return };
+        let (bytes, meta) = (bytes.clone(), cached.meta.clone());
+        tokio::spawn(async move { tier.put(&key, &bytes, &meta).await });
     }
 
     /// Fetch the source and its overlays, then run the pipeline on the pool; keep the result
@@ -237,6 +266,9 @@ impl Origin {
             source_key: cache::key(&["decoded", &version.identity, &version.version]),
         };
         let (cached, transform, encodes) = admitted.run(move || work.run(bytes, &overlays), abandoned).await?;
+        if let Some(key) = key {
+            self.share(key, &cached);
+        }
         let status = if key.is_some() { "refract; fwd=uri-miss; stored" } else { "refract; fwd=bypass" };
         let mut timing = format!("fetch;dur={:.1}, transform;dur={:.1}", ms(fetched), ms(transform));
         if let Some(n) = encodes {

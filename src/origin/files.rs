@@ -94,9 +94,9 @@ impl Origin {
         let meta = self.store.put_spooled(overwrite.map(str::to_string), spooled, upload).await?;
         let mut answer = store_answer(&self.public_url, &meta, fields.apikey.as_deref());
         if let Some(handle) = overwrite {
-            let purged = self.purge(handle).await;
-            tracing::info!(handle, purged, "overwrote file");
-            answer["derivatives_purged"] = purged.into();
+            let purged = self.changed(handle).await;
+            tracing::info!(handle, purged = purged.local, shared = purged.shared, "overwrote file");
+            purged.describe(&mut answer);
         }
         Ok(Answer::Json(answer))
     }
@@ -129,9 +129,11 @@ impl Origin {
     pub async fn delete_file(&self, handle: &str, asker: &Asker) -> Result<Answer> {
         self.file_grant(handle, asker, Call::Remove).await?;
         self.store.delete(handle).await?;
-        let purged = self.purge(handle).await;
-        tracing::info!(handle, purged, "deleted file");
-        Ok(Answer::Json(serde_json::json!({ "handle": handle, "deleted": true, "derivatives_purged": purged })))
+        let purged = self.changed(handle).await;
+        tracing::info!(handle, purged = purged.local, shared = purged.shared, "deleted file");
+        let mut answer = serde_json::json!({ "handle": handle, "deleted": true });
+        purged.describe(&mut answer);
+        Ok(Answer::Json(answer))
     }
 
     pub async fn read_file(&self, handle: &str, query: &QueryParams, asker: &Asker) -> Result<Answer> {
@@ -177,13 +179,6 @@ impl Origin {
             fields.insert("format".into(), format);
         }
         Ok(fields)
-    }
-
-    /// Drop every derivative of a handle, as a source or as an overlay (a sled scan and file
-    /// removals: off the async threads).
-    async fn purge(&self, handle: &str) -> usize {
-        let (cache, h) = (self.cache.clone(), handle.to_string());
-        tokio::task::spawn_blocking(move || cache.purge_source(&h)).await.unwrap_or(0)
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod access;
 mod answer;
+pub mod cluster;
 mod deliver;
 mod derive;
 mod files;
@@ -27,6 +28,7 @@ pub use process_api::ProcessCall;
 pub use request::{Accepts, Asker, ClientGone, Method, Parsed, ProcessRequest, QueryParams};
 pub use responsive::{Picture, PictureFormat, Rendering, ResponsiveOptions, ResponsiveRequest};
 
+use crate::cache::shared::SharedTier;
 use crate::cache::{Cache, Key};
 use crate::config::{Config, StoreConfig};
 use crate::pipeline::Limits;
@@ -53,6 +55,10 @@ pub struct Origin {
     /// Multipart uploads in progress.
     multipart: multipart::Sessions,
     parsed: moka::sync::Cache<String, Arc<Parsed>>,
+    /// The shared second-level derivative cache, when configured.
+    shared: Option<Arc<SharedTier>>,
+    /// The other nodes over the same store.
+    pub peers: cluster::Peers,
 }
 
 impl Origin {
@@ -64,12 +70,23 @@ impl Origin {
         std::fs::write(&probe, b"ok").map_err(|e| format!("data dir {} is not writable: {e}", dir.display()))?;
         std::fs::remove_file(&probe).ok();
         let backend = store_backend(&config)?;
-        let store = Store::open(backend, &dir.join("spool"), config.source_memory_bytes)
+        let meta_ttl = config.cluster.meta_ttl(matches!(config.store, StoreConfig::S3(_)));
+        let store = Store::open(backend, &dir.join("spool"), config.source_memory_bytes, meta_ttl)
             .map_err(|e| format!("cannot open the file store: {e}"))?;
         tracing::info!(store = store.describe(), "file store");
         let store = Arc::new(store);
         let cache = Arc::new(Cache::open(dir, config.cache_max_bytes, config.cache_memory_bytes)?);
+        let shared = match &config.shared_cache {
+            Some(s3) => Some(Arc::new(SharedTier::new(Arc::new(S3Backend::new(s3)?)))),
+            None => None,
+        };
+        if let Some(tier) = &shared {
+            tracing::info!(shared_cache = tier.describe(), "shared derivative cache");
+        }
+        let own = [public_url.clone(), format!("http://{}", config.listen)];
         Ok(Origin {
+            shared,
+            peers: cluster::Peers::new(&config.cluster, &own),
             public_url,
             sources: Arc::new(Sources::new(&config, store.clone())?),
             security: Security::new(&config.apps, config.secret.as_deref(), &config.api_keys),

@@ -112,15 +112,25 @@ fn check(handle: &str) -> Result<()> {
 
 impl Store {
     /// A store over `backend`; uploads are spooled under `spool_dir` (emptied: what is there was
-    /// left by a crash).
-    pub fn open(backend: Arc<dyn Backend>, spool_dir: &Path, memory_bytes: u64) -> std::io::Result<Store> {
+    /// left by a crash). Metadata read from the backend is trusted for `meta_ttl` (forever when
+    /// `None`: only this process writes the backend).
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        spool_dir: &Path,
+        memory_bytes: u64,
+        meta_ttl: Option<std::time::Duration>,
+    ) -> std::io::Result<Store> {
         std::fs::remove_dir_all(spool_dir).ok();
         std::fs::create_dir_all(spool_dir)?;
         let bytes = moka::sync::Cache::builder()
             .weigher(|_k: &String, v: &Bytes| v.len().min(u32::MAX as usize) as u32)
             .max_capacity(memory_bytes)
             .build();
-        let meta = moka::sync::Cache::new(100_000);
+        let meta = moka::sync::Cache::builder().max_capacity(100_000);
+        let meta = match meta_ttl {
+            Some(ttl) => meta.time_to_live(ttl).build(),
+            None => meta.build(),
+        };
         let write_lock = tokio::sync::Mutex::new(());
         Ok(Store { backend, spool_dir: spool_dir.to_path_buf(), meta, bytes, write_lock })
     }
@@ -272,6 +282,17 @@ impl Store {
         if written.is_err() {
             tracing::warn!("could not record a store result; a repeat of the request will store again");
         }
+    }
+
+    /// Forget what this node knows of `handle` (another node changed it): its next read asks
+    /// the backend.
+    pub fn forget(&self, handle: &str) {
+        self.meta.invalidate(handle);
+    }
+
+    /// Whether the backend answers (for `/readyz`).
+    pub async fn reachable(&self) -> bool {
+        self.backend.head("_ready").await.is_ok()
     }
 
     pub async fn delete(&self, handle: &str) -> Result<Arc<FileMeta>> {
