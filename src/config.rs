@@ -101,6 +101,9 @@ pub struct Config {
     pub upload_min_bytes_per_sec: u64,
     /// External URL sources are revalidated (conditional GET) after this many seconds.
     pub source_revalidate_secs: u64,
+    /// CDN purges sent when a stored file is deleted or overwritten (`[[purge_hooks]]`, kinds
+    /// `webhook`, `fastly`, `cloudflare`, `cloudfront`; see `purge::HookConfig`).
+    pub purge_hooks: Vec<crate::purge::HookConfig>,
 }
 
 impl Default for Config {
@@ -146,6 +149,7 @@ impl Default for Config {
             max_concurrent_uploads: 16,
             upload_min_bytes_per_sec: 4096,
             source_revalidate_secs: 3600,
+            purge_hooks: Vec::new(),
         }
     }
 }
