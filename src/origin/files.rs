@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::mediatype;
 use crate::pipeline::format::{sniff, Sniffed};
 use crate::pipeline::{self, decode, guard, Limits};
+use crate::purge::{EventKind, PurgeEvent};
 use crate::security::{Access, Call, Credentials, Grant, Target};
 use crate::store::{FileMeta, Spooled, Upload};
 use crate::url::SourceSpec;
@@ -94,7 +95,7 @@ impl Origin {
         let meta = self.store.put_spooled(overwrite.map(str::to_string), spooled, upload).await?;
         let mut answer = store_answer(&self.public_url, &meta, fields.apikey.as_deref());
         if let Some(handle) = overwrite {
-            let purged = self.purge(handle).await;
+            let purged = self.purge(handle, EventKind::Overwrite).await;
             tracing::info!(handle, purged, "overwrote file");
             answer["derivatives_purged"] = purged.into();
         }
@@ -129,7 +130,7 @@ impl Origin {
     pub async fn delete_file(&self, handle: &str, asker: &Asker) -> Result<Answer> {
         self.file_grant(handle, asker, Call::Remove).await?;
         self.store.delete(handle).await?;
-        let purged = self.purge(handle).await;
+        let purged = self.purge(handle, EventKind::Delete).await;
         tracing::info!(handle, purged, "deleted file");
         Ok(Answer::Json(serde_json::json!({ "handle": handle, "deleted": true, "derivatives_purged": purged })))
     }
@@ -180,11 +181,24 @@ impl Origin {
     }
 
     /// Drop every derivative of a handle, as a source or as an overlay (a sled scan and file
-    /// removals: off the async threads).
-    async fn purge(&self, handle: &str) -> usize {
+    /// removals: off the async threads), then queue the CDN purges (the edge refetches from a
+    /// cache that no longer has the old bytes).
+    async fn purge(&self, handle: &str, event: EventKind) -> usize {
         let (cache, h) = (self.cache.clone(), handle.to_string());
-        tokio::task::spawn_blocking(move || cache.purge_source(&h)).await.unwrap_or(0)
+        let purged = tokio::task::spawn_blocking(move || cache.purge_source(&h)).await.unwrap_or(0);
+        if !self.purger.is_empty() {
+            self.purger.enqueue(PurgeEvent::new(event, handle, purge_keys(handle)));
+        }
+        purged
     }
+}
+
+/// The surrogate keys that name a file's answers at the edge: its handle, which every answer of
+/// it carries (the original, its derivatives, and derivatives that use it as an overlay; see
+/// `deliver::surrogate_source_key`). The `app-KEY` tag a private app's answers also carry is left
+/// out: it names every file of the app, and purging it would empty the app's whole edge cache.
+fn purge_keys(handle: &str) -> Vec<String> {
+    vec![super::deliver::surrogate_source_key(&SourceSpec::handle(handle.to_string()))]
 }
 
 const DEFAULT_FIELDS: [&str; 10] =

@@ -53,6 +53,9 @@ pub struct Origin {
     /// Multipart uploads in progress.
     multipart: multipart::Sessions,
     parsed: moka::sync::Cache<String, Arc<Parsed>>,
+    /// The CDN purge hooks: told of every delete and overwrite (their workers are started by
+    /// the server, [`crate::purge::Purger::start`]).
+    pub purger: crate::purge::Purger,
 }
 
 impl Origin {
@@ -79,6 +82,7 @@ impl Origin {
             decodes: Arc::new(crate::pipeline::decoded::DecodeCache::new(config.decode_cache_bytes)),
             multipart: multipart::Sessions::new(std::time::Duration::from_secs(config.multipart_timeout_secs)),
             parsed: moka::sync::Cache::new(50_000),
+            purger: crate::purge::Purger::new(&config.purge_hooks, dir)?,
             store,
             cache,
             config,
