@@ -108,6 +108,9 @@ pub struct Config {
     pub shared_cache: Option<S3Config>,
     /// On SIGTERM: stop accepting, and give requests in flight this long to finish.
     pub shutdown_timeout_secs: u64,
+    /// CDN purges sent when a stored file is deleted or overwritten (`[[purge_hooks]]`, kinds
+    /// `webhook`, `fastly`, `cloudflare`, `cloudfront`; see `purge::HookConfig`).
+    pub purge_hooks: Vec<crate::purge::HookConfig>,
 }
 
 /// Nodes over one shared store. A delete or an overwrite through any node is told to every
@@ -192,6 +195,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             shared_cache: None,
             shutdown_timeout_secs: 30,
+            purge_hooks: Vec::new(),
         }
     }
 }

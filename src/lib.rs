@@ -17,6 +17,7 @@ pub mod origin;
 pub mod pipeline;
 pub mod plan;
 pub mod pool;
+pub mod purge;
 pub mod schema;
 pub mod security;
 pub mod source;

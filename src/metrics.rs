@@ -17,6 +17,7 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     pub source_fetches: IntCounterVec,
     pub not_modified: IntCounterVec,
+    pub cdn_purges: IntCounterVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -73,6 +74,12 @@ impl Metrics {
                 &["from"],
             ),
             source_fetches: counter_vec("refract_source_fetches_total", "Source fetches by kind", &["kind"]),
+            cdn_purges: counter_vec(
+                "refract_cdn_purges_total",
+                "CDN purge hooks, by hook and outcome: `sent` (accepted), `failed` (an attempt refused or \
+                 unanswered), `dead_letter` (given up or dropped, written to purge-dead-letter.jsonl)",
+                &["hook", "outcome"],
+            ),
             registry,
         }
     }

@@ -165,6 +165,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let state = web::Data::new(Origin::open(config, public_url)?);
     spawn_sweeper(state.clone());
     spawn_store_sweeper(state.clone());
+    state.purger.start();
     let server_state = state.clone();
     let error_max_age = state.config.error_max_age_secs;
     let server = HttpServer::new(move || {

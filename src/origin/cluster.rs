@@ -10,6 +10,7 @@
 
 use super::Origin;
 use crate::config::ClusterConfig;
+use crate::purge::{EventKind, PurgeEvent};
 use std::time::Duration;
 
 /// The other nodes, and how to reach them.
@@ -84,8 +85,9 @@ impl Peers {
 
 impl Origin {
     /// After a delete or an overwrite through this node: drop the file's derivatives here and
-    /// in the shared tier, and tell the peers, before the change is answered.
-    pub(super) async fn changed(&self, handle: &str) -> Purged {
+    /// in the shared tier, and tell the peers, before the change is answered; then queue the
+    /// CDN purges (the edge refetches from nodes that no longer have the old bytes).
+    pub(super) async fn changed(&self, handle: &str, event: EventKind) -> Purged {
         let local = self.forget_file(handle).await;
         let shared = async {
             match &self.shared {
@@ -94,6 +96,9 @@ impl Origin {
             }
         };
         let ((peers_told, peers_unreachable), shared) = tokio::join!(self.peers.tell(handle), shared);
+        if !self.purger.is_empty() {
+            self.purger.enqueue(PurgeEvent::new(event, handle, super::files::purge_keys(handle)));
+        }
         Purged { local, shared, peers_told, peers_unreachable }
     }
 

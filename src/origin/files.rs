@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::mediatype;
 use crate::pipeline::format::{sniff, Sniffed};
 use crate::pipeline::{self, decode, guard, Limits};
+use crate::purge::EventKind;
 use crate::security::{Access, Call, Credentials, Grant, Target};
 use crate::store::{FileMeta, Spooled, Upload};
 use crate::url::SourceSpec;
@@ -94,7 +95,7 @@ impl Origin {
         let meta = self.store.put_spooled(overwrite.map(str::to_string), spooled, upload).await?;
         let mut answer = store_answer(&self.public_url, &meta, fields.apikey.as_deref());
         if let Some(handle) = overwrite {
-            let purged = self.changed(handle).await;
+            let purged = self.changed(handle, EventKind::Overwrite).await;
             tracing::info!(handle, purged = purged.local, shared = purged.shared, "overwrote file");
             purged.describe(&mut answer);
         }
@@ -129,7 +130,7 @@ impl Origin {
     pub async fn delete_file(&self, handle: &str, asker: &Asker) -> Result<Answer> {
         self.file_grant(handle, asker, Call::Remove).await?;
         self.store.delete(handle).await?;
-        let purged = self.changed(handle).await;
+        let purged = self.changed(handle, EventKind::Delete).await;
         tracing::info!(handle, purged = purged.local, shared = purged.shared, "deleted file");
         let mut answer = serde_json::json!({ "handle": handle, "deleted": true });
         purged.describe(&mut answer);
@@ -180,6 +181,14 @@ impl Origin {
         }
         Ok(fields)
     }
+}
+
+/// The surrogate keys that name a file's answers at the edge: its handle, which every answer of
+/// it carries (the original, its derivatives, and derivatives that use it as an overlay; see
+/// `deliver::surrogate_source_key`). The `app-KEY` tag a private app's answers also carry is left
+/// out: it names every file of the app, and purging it would empty the app's whole edge cache.
+pub(super) fn purge_keys(handle: &str) -> Vec<String> {
+    vec![super::deliver::surrogate_source_key(&SourceSpec::handle(handle.to_string()))]
 }
 
 const DEFAULT_FIELDS: [&str; 10] =

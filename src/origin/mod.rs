@@ -59,6 +59,9 @@ pub struct Origin {
     shared: Option<Arc<SharedTier>>,
     /// The other nodes over the same store.
     pub peers: cluster::Peers,
+    /// The CDN purge hooks: told of every delete and overwrite (their workers are started by
+    /// the server, [`crate::purge::Purger::start`]).
+    pub purger: crate::purge::Purger,
 }
 
 impl Origin {
@@ -96,6 +99,7 @@ impl Origin {
             decodes: Arc::new(crate::pipeline::decoded::DecodeCache::new(config.decode_cache_bytes)),
             multipart: multipart::Sessions::new(std::time::Duration::from_secs(config.multipart_timeout_secs)),
             parsed: moka::sync::Cache::new(50_000),
+            purger: crate::purge::Purger::new(&config.purge_hooks, dir)?,
             store,
             cache,
             config,
