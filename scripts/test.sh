@@ -22,6 +22,21 @@ if ! command -v varnishd >/dev/null && [ ! -x /usr/sbin/varnishd ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq varnish >/dev/null
   if trap -p EXIT | grep -q policy-rc.d; then $SUDO rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
 fi
+# nginx, the load balancer tests/cluster.rs runs in front of three Refract nodes (Debian's
+# package; the test runs its own nginx as the current user in a temporary prefix). As for
+# varnish, a policy-rc.d that says no keeps the package's own service from starting on port 80.
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "test: installing nginx" >&2
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+  fi
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+  if trap -p EXIT | grep -q policy-rc.d; then $SUDO rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+fi
 # Chromium, the browser tests/browser.rs runs headless on the <picture> endpoint's page (Debian's
 # package; the test starts and kills its own instances).
 if ! command -v chromium >/dev/null; then
