@@ -407,10 +407,28 @@ impl Drop for Nginx {
 struct Cluster {
     nodes: Vec<Node>,
     nginx: Nginx,
+    /// The shared tier's bucket.
+    derivatives: String,
     _dir: tempfile::TempDir,
 }
 
 impl Cluster {
+    /// Entries in the shared tier (objects under `d/`, listed from moto without a signature).
+    fn shared_entries(&self) -> usize {
+        let url = format!("{}/{}?list-type=2&prefix=derivatives/d/", moto().endpoint, self.derivatives);
+        let listing = Client::new().get(url).send().and_then(|r| r.text()).unwrap_or_default();
+        listing.matches("<Key>").count()
+    }
+
+    /// Wait until the shared tier holds `n` entries: a node writes there off the response path.
+    fn wait_shared(&self, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.shared_entries() < n {
+            assert!(std::time::Instant::now() < deadline, "the shared tier never got {n} entries");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn start(name: &str) -> Cluster {
         let originals = bucket(&format!("cluster-{name}-originals"));
         let derivatives = bucket(&format!("cluster-{name}-derivatives"));
@@ -436,7 +454,7 @@ impl Cluster {
             })
             .collect();
         let nginx = Nginx::start(&ports);
-        let c = Cluster { nodes, nginx, _dir: dir };
+        let c = Cluster { nodes, nginx, derivatives, _dir: dir };
         for node in &c.nodes {
             node.wait_ready();
         }
@@ -499,6 +517,9 @@ fn a_derivative_is_computed_once_across_the_cluster() {
         let resp = client().get(c.nginx.url(&path)).send().expect("GET through nginx");
         assert_eq!(resp.status(), 200, "request {i} through nginx");
         bodies.push(resp.bytes().unwrap().to_vec());
+        if i == 0 {
+            c.wait_shared(1);
+        }
     }
     for node in &c.nodes {
         for i in 0..3 {
@@ -621,6 +642,7 @@ fn b_c_a_killed_node_fails_over_and_a_restarted_one_uses_the_shared_tier() {
     let computed = c.nodes[other].get(&path);
     assert_eq!(computed.status(), 200);
     let computed = computed.bytes().unwrap();
+    c.wait_shared(urls.len() + 1);
 
     c.nodes[victim].restart_fresh();
     let restarted = &c.nodes[victim];
