@@ -99,6 +99,31 @@ pub enum Op {
         color: Rgba,
         background: Rgba,
     },
+    /// Fade to `background` towards the edges; `amount` 0…100 is the opacity at the corners.
+    Vignette {
+        amount: u8,
+        gaussian: bool,
+        background: Rgba,
+    },
+    /// An instant-photo card of `color`, turned clockwise by `degrees` over `background`.
+    Polaroid {
+        color: Rgba,
+        degrees: u32,
+        background: Rgba,
+    },
+    /// Ragged sides: `spread` is `[fine jitter, coarse depth]` in pixels.
+    TornEdges {
+        spread: [u32; 2],
+        background: Rgba,
+    },
+    /// A drop shadow: `blur` sigma, `opacity` percent, offset `vector` `[x,y]`.
+    Shadow {
+        blur: f32,
+        opacity: u8,
+        vector: [i32; 2],
+        color: Rgba,
+        background: Rgba,
+    },
 }
 
 /// What to write at the end.
@@ -223,6 +248,10 @@ static COMPILERS: &[(&str, Compile)] = &[
     ("partial_pixelate", Step(compile_partial)),
     ("watermark", Step(compile_watermark)),
     ("border", Step(compile_border)),
+    ("vignette", Step(compile_vignette)),
+    ("polaroid", Step(compile_polaroid)),
+    ("torn_edges", Step(compile_torn_edges)),
+    ("shadow", Step(compile_shadow)),
     ("output", Setting(compile_output)),
     ("quality", Setting(|job, t| set(&mut job.output.quality, quality(t.get("value"))))),
     ("pjpg", Setting(compile_pjpg)),
@@ -447,6 +476,49 @@ fn compile_border(task: &Task) -> Result<Option<Op>> {
         color: color(task, "color", Rgba::BLACK),
         background: color(task, "background", Rgba::WHITE),
     }))
+}
+
+fn compile_vignette(task: &Task) -> Result<Option<Op>> {
+    Ok(Some(Op::Vignette {
+        amount: num(task, "amount") as u8,
+        gaussian: task.get("blurmode").and_then(Param::as_str) != Some("linear"),
+        background: color(task, "background", Rgba::WHITE),
+    }))
+}
+
+fn compile_polaroid(task: &Task) -> Result<Option<Op>> {
+    Ok(Some(Op::Polaroid {
+        color: color(task, "color", Rgba::WHITE),
+        degrees: num(task, "rotate") as u32 % 360,
+        background: color(task, "background", Rgba::WHITE),
+    }))
+}
+
+fn compile_torn_edges(task: &Task) -> Result<Option<Op>> {
+    let [fine, coarse] = pair(task, "spread", [1, 10]);
+    Ok(Some(Op::TornEdges { spread: [fine as u32, coarse as u32], background: color(task, "background", Rgba::WHITE) }))
+}
+
+fn compile_shadow(task: &Task) -> Result<Option<Op>> {
+    let [x, y] = pair(task, "vector", [4, 4]);
+    Ok(Some(Op::Shadow {
+        blur: num(task, "blur") as f32,
+        opacity: num(task, "opacity") as u8,
+        vector: [x as i32, y as i32],
+        color: color(task, "color", Rgba::BLACK),
+        background: color(task, "background", Rgba::WHITE),
+    }))
+}
+
+/// A `[a,b]` option of integers (the schema checked the range).
+fn pair(task: &Task, key: &str, default: [i64; 2]) -> [i64; 2] {
+    match task.get(key) {
+        Some(Param::List(v)) => match v[..] {
+            [ref a, ref b] => [a.as_i64().unwrap_or(default[0]), b.as_i64().unwrap_or(default[1])],
+            _ => default,
+        },
+        _ => default,
+    }
 }
 
 fn compile_output(job: &mut ImageJob, task: &Task) -> Result<()> {

@@ -14,10 +14,14 @@ pub mod negative;
 pub mod partial;
 pub mod pixelate;
 pub mod pixels;
+pub mod polaroid;
 pub mod resize;
 pub mod rotate;
 pub mod rounded_corners;
 pub mod sepia;
+pub mod shadow;
+pub mod torn_edges;
+pub mod vignette;
 pub mod watermark;
 
 use super::Budget;
@@ -56,6 +60,12 @@ pub fn apply(img: DynamicImage, op: &Op, budget: &Budget) -> Result<DynamicImage
             Err(PipelineError::codec("pipeline", "watermark needs its overlay (pipeline::run_with)"))
         }
         Op::Border { width, color, background } => border::border(img, width, color, background, budget),
+        Op::Vignette { amount, gaussian, background } => vignette::vignette(img, amount, gaussian, background, budget),
+        Op::Polaroid { color, degrees, background } => polaroid::polaroid(img, color, degrees, background, budget),
+        Op::TornEdges { spread, background } => torn_edges::torn_edges(img, spread, background, budget),
+        Op::Shadow { blur, opacity, vector, color, background } => {
+            shadow::shadow(img, shadow::Shadow { blur, opacity, vector, color, background }, budget)
+        }
     }
 }
 
