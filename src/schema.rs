@@ -199,7 +199,6 @@ const PARTIAL_PIXELATE: &[OptSpec] = &[
 ];
 
 const AMOUNT_0_20: &[OptSpec] = &[o("amount", "a", Int(0, 20)).or("2")];
-const AMOUNT_1_100: &[OptSpec] = &[o("amount", "a", Int(1, 100))];
 const AMOUNT_2_100: &[OptSpec] = &[o("amount", "a", Int(2, 100)).or("2")];
 const BACKGROUND: &[OptSpec] = &[o("background", "b", Color)];
 const NONE: &[OptSpec] = &[];
@@ -250,11 +249,11 @@ pub static TASKS: &[TaskSpec] = &[
     t(
         "upscale",
         true,
-        NotImplemented,
+        Image,
         &[
-            o("upscale", "u", Bool),
-            o("noise", "n", Enum(&["none", "low", "medium", "high"])),
-            o("style", "s", Enum(&["artwork", "photo"])),
+            o("upscale", "u", Bool).or("true"),
+            o("noise", "n", Enum(&["none", "low", "medium", "high"])).or("none"),
+            o("style", "s", Enum(&["artwork", "photo"])).or("photo"),
         ],
     ),
     t(
@@ -390,7 +389,8 @@ pub static TASKS: &[TaskSpec] = &[
     t("blackwhite", true, Image, &[o("threshold", "t", Int(0, 100)).or("50")]),
     t("sepia", true, Image, &[o("tone", "t", Int(0, 100)).or("80")]),
     t("pixelate", true, Image, AMOUNT_2_100),
-    t("oil_paint", true, NotImplemented, AMOUNT_1_100),
+    // 2…100 in Filestack's documents (PHP says 1…10): the radius of ImageMagick's `-paint`
+    t("oil_paint", true, Image, AMOUNT_2_100),
     t(
         "modulate",
         true,
@@ -406,7 +406,7 @@ pub static TASKS: &[TaskSpec] = &[
     t(
         "enhance",
         true,
-        NotImplemented,
+        Image,
         &[o(
             "preset",
             "",
@@ -421,7 +421,8 @@ pub static TASKS: &[TaskSpec] = &[
                 "outdoor",
                 "fireworks",
             ]),
-        )],
+        )
+        .or("auto")],
     ),
     // watermark
     t(

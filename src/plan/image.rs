@@ -124,6 +124,30 @@ pub enum Op {
         color: Rgba,
         background: Rgba,
     },
+    /// Each pixel the mean colour of the commonest brightness level within `radius`.
+    OilPaint {
+        radius: u32,
+    },
+    /// Automatic levels and white balance, with a preset's extra.
+    Enhance {
+        preset: Enhance,
+    },
+    /// Denoise by `noise` (0 none … 3 high), then 2× Lanczos3 and an unsharp mask when `enlarge`.
+    Upscale {
+        enlarge: bool,
+        noise: u8,
+        artwork: bool,
+    },
+}
+
+/// The `enhance` presets Refract implements (see `pipeline::steps::enhance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enhance {
+    Auto,
+    Vivid,
+    Outdoor,
+    FixDark,
+    FixTint,
 }
 
 /// What to write at the end.
@@ -252,6 +276,9 @@ static COMPILERS: &[(&str, Compile)] = &[
     ("polaroid", Step(compile_polaroid)),
     ("torn_edges", Step(compile_torn_edges)),
     ("shadow", Step(compile_shadow)),
+    ("oil_paint", Step(|t| Ok(Some(Op::OilPaint { radius: num(t, "amount") as u32 })))),
+    ("enhance", Step(compile_enhance)),
+    ("upscale", Step(compile_upscale)),
     ("output", Setting(compile_output)),
     ("quality", Setting(|job, t| set(&mut job.output.quality, quality(t.get("value"))))),
     ("pjpg", Setting(compile_pjpg)),
@@ -288,6 +315,8 @@ static UNHONOURED: &[(&str, &str, Refused)] = &[
     ("output", "pageorientation", |_| true),
     ("output", "secure", is_true),
     ("output", "docinfo", is_true),
+    // face retouching, denoising and night-scene presets need models or detectors
+    ("enhance", "preset", |p| matches!(p.as_str(), Some("beautify" | "beautify_plus" | "fix_noise" | "fireworks"))),
 ];
 
 /// A setting task's whole effect: one field of the job.
@@ -510,6 +539,31 @@ fn compile_shadow(task: &Task) -> Result<Option<Op>> {
     }))
 }
 
+fn compile_enhance(task: &Task) -> Result<Option<Op>> {
+    let preset = match task.get("preset").and_then(Param::as_str) {
+        Some("vivid") => Enhance::Vivid,
+        Some("outdoor") => Enhance::Outdoor,
+        Some("fix_dark") => Enhance::FixDark,
+        Some("fix_tint") => Enhance::FixTint,
+        _ => Enhance::Auto,
+    };
+    Ok(Some(Op::Enhance { preset }))
+}
+
+fn compile_upscale(task: &Task) -> Result<Option<Op>> {
+    let noise = match task.get("noise").and_then(Param::as_str) {
+        Some("low") => 1,
+        Some("medium") => 2,
+        Some("high") => 3,
+        _ => 0,
+    };
+    Ok(Some(Op::Upscale {
+        enlarge: task.get("upscale") != Some(&Param::Bool(false)),
+        noise,
+        artwork: task.get("style").and_then(Param::as_str) == Some("artwork"),
+    }))
+}
+
 /// A `[a,b]` option of integers (the schema checked the range).
 fn pair(task: &Task, key: &str, default: [i64; 2]) -> [i64; 2] {
     match task.get(key) {
@@ -627,6 +681,8 @@ mod tests {
             task("output", vec![("pageorientation", word("portrait"))]),
             task("output", vec![("secure", Param::Bool(true))]),
             task("output", vec![("docinfo", Param::Bool(true))]),
+            task("enhance", vec![("preset", word("beautify"))]),
+            task("enhance", vec![("preset", word("fireworks"))]),
         ];
         for t in cases {
             let e = compile(std::slice::from_ref(&t)).unwrap_err();

@@ -7,10 +7,12 @@ pub mod blur;
 pub mod border;
 pub mod circle;
 pub mod crop;
+pub mod enhance;
 pub mod flip;
 pub mod modulate;
 pub mod monochrome;
 pub mod negative;
+pub mod oil_paint;
 pub mod partial;
 pub mod pixelate;
 pub mod pixels;
@@ -21,6 +23,7 @@ pub mod rounded_corners;
 pub mod sepia;
 pub mod shadow;
 pub mod torn_edges;
+pub mod upscale;
 pub mod vignette;
 pub mod watermark;
 
@@ -66,6 +69,9 @@ pub fn apply(img: DynamicImage, op: &Op, budget: &Budget) -> Result<DynamicImage
         Op::Shadow { blur, opacity, vector, color, background } => {
             shadow::shadow(img, shadow::Shadow { blur, opacity, vector, color, background }, budget)
         }
+        Op::OilPaint { radius } => oil_paint::oil_paint(img, radius, budget),
+        Op::Enhance { preset } => Ok(enhance::enhance(img, preset)),
+        Op::Upscale { enlarge, noise, artwork } => upscale::upscale(img, enlarge, noise, artwork, budget),
     }
 }
 
