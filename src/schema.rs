@@ -236,13 +236,13 @@ pub static TASKS: &[TaskSpec] = &[
     t(
         "smart_crop",
         true,
-        NotImplemented,
+        Image,
         &[
             o("width", "", Int(0, 10000)),
             o("height", "", Int(0, 10000)),
-            o("mode", "", Enum(&["face", "auto", "object"])),
+            o("mode", "", Enum(&["face", "auto", "object"])).or("auto"),
             o("object", "", Str),
-            o("fill_color", "", Color),
+            o("fill_color", "", Color).or("white"),
             o("coords", "", Bool),
         ],
     ),

@@ -138,6 +138,13 @@ pub enum Op {
         noise: u8,
         artwork: bool,
     },
+    /// Content-aware crop to `width`×`height` (a missing side: the image's); a target larger
+    /// than the image is padded with `fill`.
+    SmartCrop {
+        width: Option<u32>,
+        height: Option<u32>,
+        fill: Rgba,
+    },
 }
 
 /// The `enhance` presets Refract implements (see `pipeline::steps::enhance`).
@@ -279,6 +286,7 @@ static COMPILERS: &[(&str, Compile)] = &[
     ("oil_paint", Step(|t| Ok(Some(Op::OilPaint { radius: num(t, "amount") as u32 })))),
     ("enhance", Step(compile_enhance)),
     ("upscale", Step(compile_upscale)),
+    ("smart_crop", Step(compile_smart_crop)),
     ("output", Setting(compile_output)),
     ("quality", Setting(|job, t| set(&mut job.output.quality, quality(t.get("value"))))),
     ("pjpg", Setting(compile_pjpg)),
@@ -317,6 +325,10 @@ static UNHONOURED: &[(&str, &str, Refused)] = &[
     ("output", "docinfo", is_true),
     // face retouching, denoising and night-scene presets need models or detectors
     ("enhance", "preset", |p| matches!(p.as_str(), Some("beautify" | "beautify_plus" | "fix_noise" | "fireworks"))),
+    // no face or object detection; the crop box is not answered as JSON
+    ("smart_crop", "mode", |p| p.as_str() != Some("auto")),
+    ("smart_crop", "object", |_| true),
+    ("smart_crop", "coords", is_true),
 ];
 
 /// A setting task's whole effect: one field of the job.
@@ -564,6 +576,15 @@ fn compile_upscale(task: &Task) -> Result<Option<Op>> {
     }))
 }
 
+fn compile_smart_crop(task: &Task) -> Result<Option<Op>> {
+    let side = |key| opt_num(task, key).filter(|v| *v >= 1.0).map(|v| v.round() as u32);
+    let (width, height) = (side("width"), side("height"));
+    if width.is_none() && height.is_none() {
+        return Err(Error::bad_option("smart_crop", "width", "smart_crop needs a width or a height of at least 1"));
+    }
+    Ok(Some(Op::SmartCrop { width, height, fill: color(task, "fill_color", Rgba::WHITE) }))
+}
+
 /// A `[a,b]` option of integers (the schema checked the range).
 fn pair(task: &Task, key: &str, default: [i64; 2]) -> [i64; 2] {
     match task.get(key) {
@@ -683,6 +704,8 @@ mod tests {
             task("output", vec![("docinfo", Param::Bool(true))]),
             task("enhance", vec![("preset", word("beautify"))]),
             task("enhance", vec![("preset", word("fireworks"))]),
+            task("smart_crop", vec![("width", Param::Int(10)), ("mode", word("face"))]),
+            task("smart_crop", vec![("width", Param::Int(10)), ("coords", Param::Bool(true))]),
         ];
         for t in cases {
             let e = compile(std::slice::from_ref(&t)).unwrap_err();

@@ -22,6 +22,7 @@ pub mod rotate;
 pub mod rounded_corners;
 pub mod sepia;
 pub mod shadow;
+pub mod smart_crop;
 pub mod torn_edges;
 pub mod upscale;
 pub mod vignette;
@@ -72,6 +73,7 @@ pub fn apply(img: DynamicImage, op: &Op, budget: &Budget) -> Result<DynamicImage
         Op::OilPaint { radius } => oil_paint::oil_paint(img, radius, budget),
         Op::Enhance { preset } => Ok(enhance::enhance(img, preset)),
         Op::Upscale { enlarge, noise, artwork } => upscale::upscale(img, enlarge, noise, artwork, budget),
+        Op::SmartCrop { width, height, fill } => smart_crop::smart_crop(img, width, height, fill, budget),
     }
 }
 
