@@ -8,7 +8,7 @@ use super::shadow::{shadow, Shadow};
 use crate::pipeline::error::Result;
 use crate::pipeline::Budget;
 use crate::plan::Rgba;
-use image::{imageops, DynamicImage, GenericImageView, Rgba as Px, RgbaImage};
+use image::{imageops, DynamicImage, GenericImageView, Pixel, Rgba as Px, RgbaImage};
 
 /// The card's margin on the top and sides: 5 % of the image's short side (at least 2 px); the
 /// bottom margin is four times that, as on an instant photo.
@@ -40,9 +40,13 @@ pub fn polaroid(
         background: Rgba::TRANSPARENT,
     };
     let shadowed = shadow(DynamicImage::ImageRgba8(card), drop, budget)?;
-    let turned = to_rgba(rotate(shadowed, degrees % 360, Rgba::TRANSPARENT, budget)?);
-    let mut out = RgbaImage::from_pixel(turned.width(), turned.height(), Px(background.0));
-    imageops::overlay(&mut out, &turned, 0, 0);
+    let mut out = to_rgba(rotate(shadowed, degrees % 360, Rgba::TRANSPARENT, budget)?);
+    // the background goes under the card in place (no second canvas of the turned size)
+    for p in out.pixels_mut() {
+        let mut under = Px(background.0);
+        under.blend(p);
+        *p = under;
+    }
     Ok(from_rgba(out, had_alpha, background))
 }
 
