@@ -371,13 +371,13 @@ pub static TASKS: &[TaskSpec] = &[
     t(
         "ascii",
         true,
-        NotImplemented,
+        Image,
         &[
-            o("foreground", "f", Color),
-            o("background", "b", Color),
-            o("colored", "c", Bool),
-            o("size", "s", Int(10, 100)),
-            o("reverse", "r", Bool),
+            o("foreground", "f", Color).or("000000"),
+            o("background", "b", Color).or("FFFFFF"),
+            o("colored", "c", Bool).or("false"),
+            o("size", "s", Int(10, 100)).or("100"),
+            o("reverse", "r", Bool).or("false"),
         ],
     ),
     // filters

@@ -134,3 +134,22 @@ fn out_of_range_options_are_400_naming_the_option() {
     let j: serde_json::Value = r.json().unwrap();
     assert_eq!(j["error"]["option"], "preset");
 }
+
+#[test]
+fn ascii_answers_html_text_art() {
+    let s = TestServer::start();
+    let halves = RgbImage::from_fn(200, 100, |x, _| Rgb([if x < 100 { 0 } else { 255 }; 3]));
+    let h = s.upload(&png(halves), "halves.png");
+    let r = s.get(&format!("/ascii=size:20/{h}"));
+    assert_eq!(r.status(), 200);
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("text/html"), "{ct}");
+    let body = r.text().unwrap();
+    let pre = &body[body.find("<pre").unwrap()..body.find("</pre>").unwrap()];
+    let rows: Vec<&str> = pre.lines().skip(1).collect();
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r.len() == 20 && r.starts_with("@@@@") && r.ends_with("    ")), "{rows:?}");
+    let colored = s.get(&format!("/ascii=c:true,s:10,b:black/{h}")).text().unwrap();
+    assert!(colored.contains("<span style=\"color:#000000\">@</span>") && colored.contains("background:#000000"));
+    assert_eq!(s.get(&format!("/ascii=size:9/{h}")).status(), 400);
+}

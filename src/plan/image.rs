@@ -190,6 +190,19 @@ pub enum Answer {
     Image,
     /// `imagesize`: JSON width/height of the source.
     Size,
+    /// `ascii`: the transformed image as HTML text art.
+    Ascii(Ascii),
+}
+
+/// How `ascii` draws: `size` characters a line, in `foreground` on `background` or, when
+/// `colored`, each in its pixel's colour; `reverse` turns the character ramp round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ascii {
+    pub foreground: Rgba,
+    pub background: Rgba,
+    pub colored: bool,
+    pub size: u32,
+    pub reverse: bool,
 }
 
 /// A compiled plan: `ops` run in order on the decoded source, then `output` encodes the result.
@@ -293,6 +306,7 @@ static COMPILERS: &[(&str, Compile)] = &[
     ("compress", Setting(|job, _| set(&mut job.output.compress, true))),
     ("auto_image", Setting(|job, _| set(&mut job.output.negotiate, true))),
     ("imagesize", Setting(|job, _| set(&mut job.answer, Answer::Size))),
+    ("ascii", Setting(compile_ascii)),
     // Metadata is never copied to outputs, so stripping has nothing to do.
     ("no_metadata", Setting(|_, _| Ok(()))),
 ];
@@ -583,6 +597,18 @@ fn compile_smart_crop(task: &Task) -> Result<Option<Op>> {
         return Err(Error::bad_option("smart_crop", "width", "smart_crop needs a width or a height of at least 1"));
     }
     Ok(Some(Op::SmartCrop { width, height, fill: color(task, "fill_color", Rgba::WHITE) }))
+}
+
+fn compile_ascii(job: &mut ImageJob, task: &Task) -> Result<()> {
+    let flag = |key| task.get(key) == Some(&Param::Bool(true));
+    job.answer = Answer::Ascii(Ascii {
+        foreground: color(task, "foreground", Rgba::BLACK),
+        background: color(task, "background", Rgba::WHITE),
+        colored: flag("colored"),
+        size: num(task, "size") as u32,
+        reverse: flag("reverse"),
+    });
+    Ok(())
 }
 
 /// A `[a,b]` option of integers (the schema checked the range).

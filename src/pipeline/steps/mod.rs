@@ -2,6 +2,7 @@
 //! (as imgproxy's `processing/` does). A job is an ordered list of [`Op`]s; [`apply`] is the one
 //! place where an `Op` meets its function, so adding a step is a new file, a variant and one arm.
 
+pub mod ascii;
 pub mod blackwhite;
 pub mod blur;
 pub mod border;
