@@ -199,7 +199,6 @@ const PARTIAL_PIXELATE: &[OptSpec] = &[
 ];
 
 const AMOUNT_0_20: &[OptSpec] = &[o("amount", "a", Int(0, 20)).or("2")];
-const AMOUNT_1_100: &[OptSpec] = &[o("amount", "a", Int(1, 100))];
 const AMOUNT_2_100: &[OptSpec] = &[o("amount", "a", Int(2, 100)).or("2")];
 const BACKGROUND: &[OptSpec] = &[o("background", "b", Color)];
 const NONE: &[OptSpec] = &[];
@@ -237,24 +236,24 @@ pub static TASKS: &[TaskSpec] = &[
     t(
         "smart_crop",
         true,
-        NotImplemented,
+        Image,
         &[
             o("width", "", Int(0, 10000)),
             o("height", "", Int(0, 10000)),
-            o("mode", "", Enum(&["face", "auto", "object"])),
+            o("mode", "", Enum(&["face", "auto", "object"])).or("auto"),
             o("object", "", Str),
-            o("fill_color", "", Color),
+            o("fill_color", "", Color).or("white"),
             o("coords", "", Bool),
         ],
     ),
     t(
         "upscale",
         true,
-        NotImplemented,
+        Image,
         &[
-            o("upscale", "u", Bool),
-            o("noise", "n", Enum(&["none", "low", "medium", "high"])),
-            o("style", "s", Enum(&["artwork", "photo"])),
+            o("upscale", "u", Bool).or("true"),
+            o("noise", "n", Enum(&["none", "low", "medium", "high"])).or("none"),
+            o("style", "s", Enum(&["artwork", "photo"])).or("photo"),
         ],
     ),
     t(
@@ -322,30 +321,40 @@ pub static TASKS: &[TaskSpec] = &[
     t(
         "vignette",
         true,
-        NotImplemented,
+        Image,
         &[
-            o("amount", "a", Int(0, 100)),
-            o("blurmode", "m", Enum(&["gaussian", "linear"])),
-            o("background", "b", Color),
+            o("amount", "a", Int(0, 100)).or("20"),
+            o("blurmode", "m", Enum(&["gaussian", "linear"])).or("gaussian"),
+            o("background", "b", Color).or("white"),
         ],
     ),
     t(
         "polaroid",
         true,
-        NotImplemented,
-        &[o("color", "c", Color), o("rotate", "r", Int(0, 359)), o("background", "b", Color)],
+        Image,
+        &[
+            o("color", "c", Color).or("snow"),
+            o("rotate", "r", Int(0, 359)).or("45"),
+            o("background", "b", Color).or("white"),
+        ],
     ),
-    t("torn_edges", true, NotImplemented, &[o("spread", "s", Pair(1, 10000)), o("background", "b", Color)]),
+    t(
+        "torn_edges",
+        true,
+        Image,
+        &[o("spread", "s", Pair(1, 10000)).or("[1,10]"), o("background", "b", Color).or("white")],
+    ),
     t(
         "shadow",
         true,
-        NotImplemented,
+        Image,
         &[
-            o("blur", "l", Num(0.0, 100.0)),
-            o("opacity", "o", Int(0, 100)),
-            o("vector", "v", Pair(-1000, 1000)),
-            o("color", "c", Color),
-            o("background", "b", Color),
+            // 0…20 in Filestack's documents; filestack-js defaults to 100, so its range is kept
+            o("blur", "l", Num(0.0, 100.0)).or("4"),
+            o("opacity", "o", Int(0, 100)).or("60"),
+            o("vector", "v", Pair(-1000, 1000)).or("[4,4]"),
+            o("color", "c", Color).or("black"),
+            o("background", "b", Color).or("white"),
         ],
     ),
     t("circle", true, Image, BACKGROUND),
@@ -362,13 +371,13 @@ pub static TASKS: &[TaskSpec] = &[
     t(
         "ascii",
         true,
-        NotImplemented,
+        Image,
         &[
-            o("foreground", "f", Color),
-            o("background", "b", Color),
-            o("colored", "c", Bool),
-            o("size", "s", Int(10, 100)),
-            o("reverse", "r", Bool),
+            o("foreground", "f", Color).or("000000"),
+            o("background", "b", Color).or("FFFFFF"),
+            o("colored", "c", Bool).or("false"),
+            o("size", "s", Int(10, 100)).or("100"),
+            o("reverse", "r", Bool).or("false"),
         ],
     ),
     // filters
@@ -380,7 +389,8 @@ pub static TASKS: &[TaskSpec] = &[
     t("blackwhite", true, Image, &[o("threshold", "t", Int(0, 100)).or("50")]),
     t("sepia", true, Image, &[o("tone", "t", Int(0, 100)).or("80")]),
     t("pixelate", true, Image, AMOUNT_2_100),
-    t("oil_paint", true, NotImplemented, AMOUNT_1_100),
+    // 2…100 in Filestack's documents (PHP says 1…10): the radius of ImageMagick's `-paint`
+    t("oil_paint", true, Image, AMOUNT_2_100),
     t(
         "modulate",
         true,
@@ -396,7 +406,7 @@ pub static TASKS: &[TaskSpec] = &[
     t(
         "enhance",
         true,
-        NotImplemented,
+        Image,
         &[o(
             "preset",
             "",
@@ -411,7 +421,8 @@ pub static TASKS: &[TaskSpec] = &[
                 "outdoor",
                 "fireworks",
             ]),
-        )],
+        )
+        .or("auto")],
     ),
     // watermark
     t(

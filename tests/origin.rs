@@ -447,10 +447,10 @@ fn effects_change_pixels() {
         let img = get_image(&s, &format!("/{t}/output=f:png/{h}"));
         assert_eq!(img.dimensions(), (200, 100), "{t}");
     }
-    let r = s.get(&format!("/vignette/{h}"));
+    let r = s.get(&format!("/redeye/{h}"));
     assert_eq!(r.status(), 501);
     let j: serde_json::Value = r.json().unwrap();
-    assert_eq!(j["error"]["task"], "vignette");
+    assert_eq!(j["error"]["task"], "redeye");
 }
 
 #[test]

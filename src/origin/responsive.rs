@@ -513,6 +513,9 @@ fn chain_dims(ops: &[Op], (mut w, mut h): (u32, u32)) -> Result<(u32, u32)> {
             }
             Op::Rotate { degrees, .. } => rotated(w, h, *degrees),
             Op::Border { width, .. } => (w.saturating_add(2 * width), h.saturating_add(2 * width)),
+            Op::Upscale { enlarge: true, .. } => (w.saturating_mul(2), h.saturating_mul(2)),
+            Op::SmartCrop { width, height, .. } => (width.unwrap_or(w), height.unwrap_or(h)),
+            Op::Shadow { blur, vector, .. } => crate::pipeline::steps::shadow::layout(w, h, *blur, *vector).canvas,
             _ => (w, h),
         };
     }

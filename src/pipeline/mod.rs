@@ -199,6 +199,10 @@ fn run_image(bytes: &[u8], job: &ImageJob, negotiated: Option<Format>, context: 
     if let Some(icc) = &probe.icc {
         colour::to_srgb(&mut img, icc);
     }
+    if let Answer::Ascii(spec) = &job.answer {
+        let html = steps::ascii::html(&img, spec)?.into_bytes();
+        return Ok(Rendered { shared_decode, ..Rendered::memory(html, "text/html; charset=utf-8", "html") });
+    }
     let mut out = output_format(job, input, negotiated);
     if out == Format::Webp && (img.width() > 16_383 || img.height() > 16_383) {
         // WebP cannot hold more than 16383 px a side

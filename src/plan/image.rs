@@ -99,6 +99,62 @@ pub enum Op {
         color: Rgba,
         background: Rgba,
     },
+    /// Fade to `background` towards the edges; `amount` 0…100 is the opacity at the corners.
+    Vignette {
+        amount: u8,
+        gaussian: bool,
+        background: Rgba,
+    },
+    /// An instant-photo card of `color`, turned clockwise by `degrees` over `background`.
+    Polaroid {
+        color: Rgba,
+        degrees: u32,
+        background: Rgba,
+    },
+    /// Ragged sides: `spread` is `[fine jitter, coarse depth]` in pixels.
+    TornEdges {
+        spread: [u32; 2],
+        background: Rgba,
+    },
+    /// A drop shadow: `blur` sigma, `opacity` percent, offset `vector` `[x,y]`.
+    Shadow {
+        blur: f32,
+        opacity: u8,
+        vector: [i32; 2],
+        color: Rgba,
+        background: Rgba,
+    },
+    /// Each pixel the mean colour of the commonest brightness level within `radius`.
+    OilPaint {
+        radius: u32,
+    },
+    /// Automatic levels and white balance, with a preset's extra.
+    Enhance {
+        preset: Enhance,
+    },
+    /// Denoise by `noise` (0 none … 3 high), then 2× Lanczos3 and an unsharp mask when `enlarge`.
+    Upscale {
+        enlarge: bool,
+        noise: u8,
+        artwork: bool,
+    },
+    /// Content-aware crop to `width`×`height` (a missing side: the image's); a target larger
+    /// than the image is padded with `fill`.
+    SmartCrop {
+        width: Option<u32>,
+        height: Option<u32>,
+        fill: Rgba,
+    },
+}
+
+/// The `enhance` presets Refract implements (see `pipeline::steps::enhance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enhance {
+    Auto,
+    Vivid,
+    Outdoor,
+    FixDark,
+    FixTint,
 }
 
 /// What to write at the end.
@@ -134,6 +190,19 @@ pub enum Answer {
     Image,
     /// `imagesize`: JSON width/height of the source.
     Size,
+    /// `ascii`: the transformed image as HTML text art.
+    Ascii(Ascii),
+}
+
+/// How `ascii` draws: `size` characters a line, in `foreground` on `background` or, when
+/// `colored`, each in its pixel's colour; `reverse` turns the character ramp round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ascii {
+    pub foreground: Rgba,
+    pub background: Rgba,
+    pub colored: bool,
+    pub size: u32,
+    pub reverse: bool,
 }
 
 /// A compiled plan: `ops` run in order on the decoded source, then `output` encodes the result.
@@ -223,12 +292,21 @@ static COMPILERS: &[(&str, Compile)] = &[
     ("partial_pixelate", Step(compile_partial)),
     ("watermark", Step(compile_watermark)),
     ("border", Step(compile_border)),
+    ("vignette", Step(compile_vignette)),
+    ("polaroid", Step(compile_polaroid)),
+    ("torn_edges", Step(compile_torn_edges)),
+    ("shadow", Step(compile_shadow)),
+    ("oil_paint", Step(|t| Ok(Some(Op::OilPaint { radius: num(t, "amount") as u32 })))),
+    ("enhance", Step(compile_enhance)),
+    ("upscale", Step(compile_upscale)),
+    ("smart_crop", Step(compile_smart_crop)),
     ("output", Setting(compile_output)),
     ("quality", Setting(|job, t| set(&mut job.output.quality, quality(t.get("value"))))),
     ("pjpg", Setting(compile_pjpg)),
     ("compress", Setting(|job, _| set(&mut job.output.compress, true))),
     ("auto_image", Setting(|job, _| set(&mut job.output.negotiate, true))),
     ("imagesize", Setting(|job, _| set(&mut job.answer, Answer::Size))),
+    ("ascii", Setting(compile_ascii)),
     // Metadata is never copied to outputs, so stripping has nothing to do.
     ("no_metadata", Setting(|_, _| Ok(()))),
 ];
@@ -259,6 +337,12 @@ static UNHONOURED: &[(&str, &str, Refused)] = &[
     ("output", "pageorientation", |_| true),
     ("output", "secure", is_true),
     ("output", "docinfo", is_true),
+    // face retouching, denoising and night-scene presets need models or detectors
+    ("enhance", "preset", |p| matches!(p.as_str(), Some("beautify" | "beautify_plus" | "fix_noise" | "fireworks"))),
+    // no face or object detection; the crop box is not answered as JSON
+    ("smart_crop", "mode", |p| p.as_str() != Some("auto")),
+    ("smart_crop", "object", |_| true),
+    ("smart_crop", "coords", is_true),
 ];
 
 /// A setting task's whole effect: one field of the job.
@@ -449,6 +533,95 @@ fn compile_border(task: &Task) -> Result<Option<Op>> {
     }))
 }
 
+fn compile_vignette(task: &Task) -> Result<Option<Op>> {
+    Ok(Some(Op::Vignette {
+        amount: num(task, "amount") as u8,
+        gaussian: task.get("blurmode").and_then(Param::as_str) != Some("linear"),
+        background: color(task, "background", Rgba::WHITE),
+    }))
+}
+
+fn compile_polaroid(task: &Task) -> Result<Option<Op>> {
+    Ok(Some(Op::Polaroid {
+        color: color(task, "color", Rgba::WHITE),
+        degrees: num(task, "rotate") as u32 % 360,
+        background: color(task, "background", Rgba::WHITE),
+    }))
+}
+
+fn compile_torn_edges(task: &Task) -> Result<Option<Op>> {
+    let [fine, coarse] = pair(task, "spread", [1, 10]);
+    Ok(Some(Op::TornEdges { spread: [fine as u32, coarse as u32], background: color(task, "background", Rgba::WHITE) }))
+}
+
+fn compile_shadow(task: &Task) -> Result<Option<Op>> {
+    let [x, y] = pair(task, "vector", [4, 4]);
+    Ok(Some(Op::Shadow {
+        blur: num(task, "blur") as f32,
+        opacity: num(task, "opacity") as u8,
+        vector: [x as i32, y as i32],
+        color: color(task, "color", Rgba::BLACK),
+        background: color(task, "background", Rgba::WHITE),
+    }))
+}
+
+fn compile_enhance(task: &Task) -> Result<Option<Op>> {
+    let preset = match task.get("preset").and_then(Param::as_str) {
+        Some("vivid") => Enhance::Vivid,
+        Some("outdoor") => Enhance::Outdoor,
+        Some("fix_dark") => Enhance::FixDark,
+        Some("fix_tint") => Enhance::FixTint,
+        _ => Enhance::Auto,
+    };
+    Ok(Some(Op::Enhance { preset }))
+}
+
+fn compile_upscale(task: &Task) -> Result<Option<Op>> {
+    let noise = match task.get("noise").and_then(Param::as_str) {
+        Some("low") => 1,
+        Some("medium") => 2,
+        Some("high") => 3,
+        _ => 0,
+    };
+    Ok(Some(Op::Upscale {
+        enlarge: task.get("upscale") != Some(&Param::Bool(false)),
+        noise,
+        artwork: task.get("style").and_then(Param::as_str) == Some("artwork"),
+    }))
+}
+
+fn compile_smart_crop(task: &Task) -> Result<Option<Op>> {
+    let side = |key| opt_num(task, key).filter(|v| *v >= 1.0).map(|v| v.round() as u32);
+    let (width, height) = (side("width"), side("height"));
+    if width.is_none() && height.is_none() {
+        return Err(Error::bad_option("smart_crop", "width", "smart_crop needs a width or a height of at least 1"));
+    }
+    Ok(Some(Op::SmartCrop { width, height, fill: color(task, "fill_color", Rgba::WHITE) }))
+}
+
+fn compile_ascii(job: &mut ImageJob, task: &Task) -> Result<()> {
+    let flag = |key| task.get(key) == Some(&Param::Bool(true));
+    job.answer = Answer::Ascii(Ascii {
+        foreground: color(task, "foreground", Rgba::BLACK),
+        background: color(task, "background", Rgba::WHITE),
+        colored: flag("colored"),
+        size: num(task, "size") as u32,
+        reverse: flag("reverse"),
+    });
+    Ok(())
+}
+
+/// A `[a,b]` option of integers (the schema checked the range).
+fn pair(task: &Task, key: &str, default: [i64; 2]) -> [i64; 2] {
+    match task.get(key) {
+        Some(Param::List(v)) => match v[..] {
+            [ref a, ref b] => [a.as_i64().unwrap_or(default[0]), b.as_i64().unwrap_or(default[1])],
+            _ => default,
+        },
+        _ => default,
+    }
+}
+
 fn compile_output(job: &mut ImageJob, task: &Task) -> Result<()> {
     let out = &mut job.output;
     if let Some(word) = task.get("format").and_then(Param::as_str) {
@@ -555,6 +728,10 @@ mod tests {
             task("output", vec![("pageorientation", word("portrait"))]),
             task("output", vec![("secure", Param::Bool(true))]),
             task("output", vec![("docinfo", Param::Bool(true))]),
+            task("enhance", vec![("preset", word("beautify"))]),
+            task("enhance", vec![("preset", word("fireworks"))]),
+            task("smart_crop", vec![("width", Param::Int(10)), ("mode", word("face"))]),
+            task("smart_crop", vec![("width", Param::Int(10)), ("coords", Param::Bool(true))]),
         ];
         for t in cases {
             let e = compile(std::slice::from_ref(&t)).unwrap_err();

@@ -203,7 +203,10 @@ pub(crate) fn defaults(spec: &'static TaskSpec, given: &[(&'static str, Param)])
     for opt in spec.options {
         let Some(default) = opt.default else { continue };
         if !given.iter().any(|(k, _)| *k == opt.name) {
-            let raw = RawOption { key: opt.name.to_string(), value: Some(Value::scalar(default)) };
+            // list defaults (`spread:[1,10]`) are written as in a URL
+            let value =
+                if default.starts_with('[') { crate::url::parse_value(default)? } else { Value::scalar(default) };
+            let raw = RawOption { key: opt.name.to_string(), value: Some(value) };
             filled.push(validate_option(spec, &raw)?);
         }
     }

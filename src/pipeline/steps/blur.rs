@@ -72,7 +72,9 @@ fn box_radii(sigma: f32) -> [usize; 3] {
     [0.0, 1.0, 2.0].map(|i| ((width(i) - 1.0) / 2.0) as usize)
 }
 
-fn blur_buffer(buf: &mut [u8], w: usize, h: usize, ch: usize, sigma: f32, budget: &Budget) -> Result<()> {
+/// Blur `ch`-channel 8-bit pixels in place (steps that blur a single plane, a shadow's or a
+/// mask's, call it with `ch` 1).
+pub(super) fn blur_buffer(buf: &mut [u8], w: usize, h: usize, ch: usize, sigma: f32, budget: &Budget) -> Result<()> {
     let mut scratch = vec![0u8; buf.len()];
     for r in box_radii(sigma) {
         if r == 0 {

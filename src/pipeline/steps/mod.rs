@@ -2,22 +2,31 @@
 //! (as imgproxy's `processing/` does). A job is an ordered list of [`Op`]s; [`apply`] is the one
 //! place where an `Op` meets its function, so adding a step is a new file, a variant and one arm.
 
+pub mod ascii;
 pub mod blackwhite;
 pub mod blur;
 pub mod border;
 pub mod circle;
 pub mod crop;
+pub mod enhance;
 pub mod flip;
 pub mod modulate;
 pub mod monochrome;
 pub mod negative;
+pub mod oil_paint;
 pub mod partial;
 pub mod pixelate;
 pub mod pixels;
+pub mod polaroid;
 pub mod resize;
 pub mod rotate;
 pub mod rounded_corners;
 pub mod sepia;
+pub mod shadow;
+pub mod smart_crop;
+pub mod torn_edges;
+pub mod upscale;
+pub mod vignette;
 pub mod watermark;
 
 use super::Budget;
@@ -56,6 +65,16 @@ pub fn apply(img: DynamicImage, op: &Op, budget: &Budget) -> Result<DynamicImage
             Err(PipelineError::codec("pipeline", "watermark needs its overlay (pipeline::run_with)"))
         }
         Op::Border { width, color, background } => border::border(img, width, color, background, budget),
+        Op::Vignette { amount, gaussian, background } => vignette::vignette(img, amount, gaussian, background, budget),
+        Op::Polaroid { color, degrees, background } => polaroid::polaroid(img, color, degrees, background, budget),
+        Op::TornEdges { spread, background } => torn_edges::torn_edges(img, spread, background, budget),
+        Op::Shadow { blur, opacity, vector, color, background } => {
+            shadow::shadow(img, shadow::Shadow { blur, opacity, vector, color, background }, budget)
+        }
+        Op::OilPaint { radius } => oil_paint::oil_paint(img, radius, budget),
+        Op::Enhance { preset } => Ok(enhance::enhance(img, preset)),
+        Op::Upscale { enlarge, noise, artwork } => upscale::upscale(img, enlarge, noise, artwork, budget),
+        Op::SmartCrop { width, height, fill } => smart_crop::smart_crop(img, width, height, fill, budget),
     }
 }
 
