@@ -32,7 +32,8 @@ run() {
   { echo "[store]"; echo 'kind = "s3"'; s3 "orig$n"; echo "[shared_cache]"; s3 "deriv$n"
     echo "[cluster]"; echo "peers = [${peers%,}]"; echo 'token = "bench-cluster-token-0123"'; } > "$TMP/node$n.toml"
   for p in "${ports[@]}"; do
-    "$BIN" serve --listen "127.0.0.1:$p" --data-dir "$TMP/data-$n-$p" --config "$TMP/node$n.toml" \
+    # no shared decodes: each miss-heavy request decodes, as distinct sources would
+    REFRACT_DECODE_CACHE_BYTES=0 "$BIN" serve --listen "127.0.0.1:$p" --data-dir "$TMP/data-$n-$p" --config "$TMP/node$n.toml" \
       >/dev/null 2>"$TMP/node-$p.log" &
     PIDS+=($!)
   done
@@ -69,7 +70,7 @@ EOF
   # miss-heavy: every request transforms (cache=false), distinct widths
   cat > "$TMP/miss.lua" <<EOF
 local i = 0
-request = function() i = i + 1; return wrk.format("GET", "/cache=false/resize=width:" .. (200 + (i % 500)) .. "/output=format:jpg/$handle") end
+request = function() i = i + 1; return wrk.format("GET", "/cache=false/resize=width:" .. (600 + (i % 500)) .. "/output=format:jpg/$handle") end
 EOF
   miss="$(wrk -t2 -c8 -d"$DUR" -s "$TMP/miss.lua" "$base" | awk '/Requests\/sec/ {print $2}')"
   echo "nodes $n: hit-heavy ${hit} req/s (64 conns via nginx) | miss-heavy ${miss} req/s (8 conns, cache=false) | hit mix: $transforms transforms for 32 derivatives"
