@@ -5,44 +5,30 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 bash tests/sdk/setup.sh
-# the S3-compatible server the storage tests start (tests/storage.rs, via scripts/moto.sh)
+# the S3-compatible server the storage and cluster tests start (via scripts/moto.sh)
 python3 -c 'import moto.server, flask' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check 'moto[server]'
-# Varnish, the edge tests/edge.rs drives in front of Refract (via scripts/varnish.sh). The test runs
-# its own varnishd: the package's own service is not needed, and a policy-rc.d that says no (for
-# this install only) keeps it from being started, so nothing waits on it or holds its port.
-if ! command -v varnishd >/dev/null && [ ! -x /usr/sbin/varnishd ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "test: installing varnish" >&2
+
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+# apt_install PACKAGE BINARY: install Debian's PACKAGE unless BINARY is there. The tests run their
+# own instances, so a policy-rc.d that says no (for this install only) keeps a package's own
+# service from starting: nothing waits on it or holds its port.
+apt_install() {
+  if command -v "$2" >/dev/null || [ -x "/usr/sbin/$2" ]; then return; fi
+  echo "test: installing $1" >&2
+  local own_policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
-    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+    own_policy=1
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
     $SUDO chmod +x /usr/sbin/policy-rc.d
   fi
   $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq varnish >/dev/null
-  if trap -p EXIT | grep -q policy-rc.d; then $SUDO rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
-fi
-# nginx, the load balancer tests/cluster.rs runs in front of three Refract nodes (Debian's
-# package; the test runs its own nginx as the current user in a temporary prefix). As for
-# varnish, a policy-rc.d that says no keeps the package's own service from starting on port 80.
-if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "test: installing nginx" >&2
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-    $SUDO chmod +x /usr/sbin/policy-rc.d
-  fi
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
-  if trap -p EXIT | grep -q policy-rc.d; then $SUDO rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
-fi
-# Chromium, the browser tests/browser.rs runs headless on the <picture> endpoint's page (Debian's
-# package; the test starts and kills its own instances).
-if ! command -v chromium >/dev/null; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "test: installing chromium" >&2
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null || { [ -z "$own_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d; exit 1; }
+  [ -z "$own_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+}
+# Varnish: the edge tests/edge.rs drives in front of Refract (via scripts/varnish.sh)
+apt_install varnish varnishd
+# nginx: the load balancer tests/cluster.rs runs in front of three nodes (its own, in a temp prefix)
+apt_install nginx nginx
+# Chromium: tests/browser.rs shows the <picture> endpoint's page headless
+apt_install chromium chromium
 cargo test --release --all-targets "$@"
