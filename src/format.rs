@@ -42,7 +42,8 @@ impl Format {
         }
     }
 
-    /// Formats Refract can write.
+    /// Formats Refract writes when the URL does not name one (an input in another format, BMP
+    /// or TIFF say, comes out as PNG); BMP and TIFF are written only when asked for.
     pub fn encodable(self) -> bool {
         matches!(self, Format::Jpeg | Format::Png | Format::Webp | Format::Avif | Format::Gif)
     }
@@ -60,12 +61,14 @@ impl Format {
             "webp" => Format::Webp,
             "avif" => Format::Avif,
             "gif" => Format::Gif,
+            "bmp" => Format::Bmp,
+            "tiff" => Format::Tiff,
             "auto" => return Ok(None),
             other => {
                 return Err(Error::bad_option(
                     "output",
                     "format",
-                    format!("output format `{other}` is not supported for images; supported: jpg, pjpg, png, webp, avif, gif, auto"),
+                    format!("output format `{other}` is not supported for images; supported: jpg, pjpg, png, webp, avif, gif, bmp, tiff, auto"),
                 ))
             }
         }))

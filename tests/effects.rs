@@ -153,3 +153,24 @@ fn ascii_answers_html_text_art() {
     assert!(colored.contains("<span style=\"color:#000000\">@</span>") && colored.contains("background:#000000"));
     assert_eq!(s.get(&format!("/ascii=size:9/{h}")).status(), 400);
 }
+
+#[test]
+fn bmp_and_tiff_are_written_when_asked_for() {
+    let s = TestServer::start();
+    let h = s.upload(&common::fixture("pil123rgba.png"), "rgba.png");
+    for (word, format, mime) in [("bmp", ImageFormat::Bmp, "image/bmp"), ("tiff", ImageFormat::Tiff, "image/tiff")] {
+        let r = s.get(&format!("/resize=width:40/output=format:{word}/{h}"));
+        assert_eq!(r.status(), 200, "{word}");
+        assert_eq!(r.headers()["content-type"], mime, "{word}");
+        let bytes = r.bytes().unwrap();
+        assert_eq!(image::guess_format(&bytes).unwrap(), format, "{word}");
+        let img = image::load_from_memory_with_format(&bytes, format).unwrap();
+        assert_eq!(img.width(), 40, "{word}");
+        // BMP has no alpha: transparent pixels are flattened onto white; TIFF keeps alpha
+        assert_eq!(img.color().has_alpha(), format == ImageFormat::Tiff, "{word}");
+    }
+    // a BMP source with no output format still comes out as PNG
+    let bmp = s.upload(&common::fixture("hopper.bmp"), "hopper.bmp");
+    let r = s.get(&format!("/resize=width:32/{bmp}"));
+    assert_eq!(r.headers()["content-type"], "image/png");
+}

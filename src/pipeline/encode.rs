@@ -15,11 +15,14 @@ pub const AVIF_SPEED: u8 = 10;
 pub fn encode(img: &DynamicImage, format: Format, spec: &OutputSpec) -> Result<Vec<u8>> {
     let quality = spec.quality.unwrap_or(DEFAULT_QUALITY).clamp(1, 100);
     match format {
-        Format::Jpeg => jpeg(&flatten(img, spec.background.unwrap_or(Rgba::WHITE)), quality, spec),
+        Format::Jpeg => jpeg(&flatten(img, bg_or_white(spec)), quality, spec),
         Format::Png => png(&keep_or_flatten(img, spec.background), spec.compress),
         Format::Webp => webp(&keep_or_flatten(img, spec.background), quality),
         Format::Avif => avif(&keep_or_flatten(img, spec.background), quality),
         Format::Gif => gif(&keep_or_flatten(img, spec.background)),
+        // BMP without alpha (what every reader takes); TIFF keeps it
+        Format::Bmp => write_with(image::ImageFormat::Bmp, &DynamicImage::ImageRgb8(flatten(img, bg_or_white(spec)))),
+        Format::Tiff => write_with(image::ImageFormat::Tiff, &keep_or_flatten(img, spec.background)),
         other => Err(PipelineError::bad_option("output", "format", format!("cannot write {}", other.mime()))),
     }
 }
@@ -108,6 +111,17 @@ fn avif(img: &DynamicImage, quality: u8) -> Result<Vec<u8>> {
         _ => return Err(PipelineError::codec("AVIF encoder", "expects 8-bit RGB(A)")),
     };
     Ok(out.avif_file)
+}
+
+fn bg_or_white(spec: &OutputSpec) -> Rgba {
+    spec.background.unwrap_or(Rgba::WHITE)
+}
+
+/// The `image` crate's own encoder for `format` (BMP, TIFF: uncompressed, as Filestack's are).
+fn write_with(format: image::ImageFormat, img: &DynamicImage) -> Result<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, format).map_err(|e| PipelineError::codec("image encoder", e))?;
+    Ok(out.into_inner())
 }
 
 fn gif(img: &DynamicImage) -> Result<Vec<u8>> {
