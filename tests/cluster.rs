@@ -27,7 +27,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "cluster-test-token-0123456789";
@@ -43,31 +43,12 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// moto: one S3-compatible server for this test binary, each cluster with its own buckets
-
-struct Moto {
-    endpoint: String,
-}
-
-fn moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        let pidfile = std::env::temp_dir().join(format!("refract-cluster-moto-{}.pid", std::process::id()));
-        let out = Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/moto.sh"))
-            .arg("")
-            .arg(&pidfile)
-            .env("MOTO_WATCH_PID", std::process::id().to_string())
-            .output()
-            .expect("run scripts/moto.sh");
-        assert!(out.status.success(), "moto did not start: {}", String::from_utf8_lossy(&out.stderr));
-        Moto { endpoint: String::from_utf8(out.stdout).unwrap().trim().to_string() }
-    })
-}
+// moto (`common::moto_endpoint`): one S3-compatible server for this test binary, each cluster
+// with its own buckets
 
 /// Create a bucket (moto takes an unsigned PUT).
 fn bucket(name: &str) -> String {
-    let resp = Client::new().put(format!("{}/{name}", moto().endpoint)).send().expect("create bucket");
+    let resp = Client::new().put(format!("{}/{name}", common::moto_endpoint())).send().expect("create bucket");
     assert!(resp.status().is_success(), "create bucket {name}: {}", resp.status());
     name.to_string()
 }
@@ -77,7 +58,7 @@ fn s3_fields(bucket: &str, prefix: &str) -> String {
     format!(
         "bucket = \"{bucket}\"\nprefix = \"{prefix}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\n\
          access_key_id = \"test\"\nsecret_access_key = \"test\"\n",
-        moto().endpoint
+        common::moto_endpoint()
     )
 }
 
@@ -415,7 +396,7 @@ struct Cluster {
 impl Cluster {
     /// Entries in the shared tier (objects under `d/`, listed from moto without a signature).
     fn shared_entries(&self) -> usize {
-        let url = format!("{}/{}?list-type=2&prefix=derivatives/d/", moto().endpoint, self.derivatives);
+        let url = format!("{}/{}?list-type=2&prefix=derivatives/d/", common::moto_endpoint(), self.derivatives);
         let listing = Client::new().get(url).send().and_then(|r| r.text()).unwrap_or_default();
         listing.matches("<Key>").count()
     }

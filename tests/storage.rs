@@ -6,58 +6,33 @@ mod common;
 
 use common::{decode, fixture, RemoteImage, TestServer};
 use std::io::{Read, Write};
-use std::process::Command;
-use std::sync::OnceLock;
-
-/// One moto server for this test binary (stopped by `moto.sh`'s watcher when the binary
-/// exits); each test uses its own bucket.
-struct Moto {
-    endpoint: String,
-}
-
-fn moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        let pidfile = std::env::temp_dir().join(format!("refract-moto-{}.pid", std::process::id()));
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/moto.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .arg("")
-            .arg(&pidfile)
-            .env("MOTO_WATCH_PID", std::process::id().to_string())
-            .output()
-            .expect("run scripts/moto.sh");
-        assert!(out.status.success(), "moto did not start: {}", String::from_utf8_lossy(&out.stderr));
-        let endpoint = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        Moto { endpoint }
-    })
-}
 
 fn bucket(name: &str) -> String {
-    let m = moto();
-    let resp = reqwest::blocking::Client::new().put(format!("{}/{name}", m.endpoint)).send().expect("create bucket");
+    let resp = reqwest::blocking::Client::new()
+        .put(format!("{}/{name}", common::moto_endpoint()))
+        .send()
+        .expect("create bucket");
     assert!(resp.status().is_success(), "create bucket {name}: {}", resp.status());
     name.to_string()
 }
 
 fn s3_table(bucket: &str, prefix: &str) -> String {
-    let m = moto();
     format!(
         "kind = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\n\
          access_key_id = \"test\"\nsecret_access_key = \"test\"\n",
-        m.endpoint
+        common::moto_endpoint()
     )
 }
 
 /// Object keys in a bucket (moto answers unsigned listings).
 fn bucket_keys(bucket: &str) -> Vec<String> {
-    let url = format!("{}/{bucket}?list-type=2", moto().endpoint);
+    let url = format!("{}/{bucket}?list-type=2", common::moto_endpoint());
     let xml = reqwest::blocking::get(url).unwrap().text().unwrap();
     xml.split("<Key>").skip(1).map(|s| s.split("</Key>").next().unwrap().to_string()).collect()
 }
 
 fn open_multipart_uploads(bucket: &str) -> usize {
-    let xml = reqwest::blocking::get(format!("{}/{bucket}?uploads", moto().endpoint)).unwrap().text().unwrap();
+    let xml = reqwest::blocking::get(format!("{}/{bucket}?uploads", common::moto_endpoint())).unwrap().text().unwrap();
     xml.matches("<UploadId>").count()
 }
 

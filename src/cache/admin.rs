@@ -66,19 +66,7 @@ mod tests {
     use bytes::Bytes;
 
     fn meta(bytes: &[u8], source: &str) -> EntryMeta {
-        EntryMeta {
-            content_type: "image/png".into(),
-            extension: "png".into(),
-            length: bytes.len() as u64,
-            checksum: blake3::hash(bytes).to_hex().to_string(),
-            created: now(),
-            expires: now() + 60,
-            last_access: now(),
-            source: source.into(),
-            overlays: Vec::new(),
-            vary_accept: false,
-            auto_quality: None,
-        }
+        super::super::tests::meta(bytes, now() + 60, now(), source)
     }
 
     #[test]

@@ -132,19 +132,8 @@ mod tests {
     use crate::store::fs::FsBackend;
 
     fn meta(bytes: &[u8], expires: u64) -> EntryMeta {
-        EntryMeta {
-            content_type: "image/png".into(),
-            extension: "png".into(),
-            length: bytes.len() as u64,
-            checksum: blake3::hash(bytes).to_hex().to_string(),
-            created: now(),
-            expires,
-            last_access: now(),
-            source: "HANDLE1".into(),
-            overlays: vec!["MARK1".into()],
-            vary_accept: false,
-            auto_quality: Some(61),
-        }
+        let base = super::super::tests::meta(bytes, expires, now(), "HANDLE1");
+        EntryMeta { overlays: vec!["MARK1".into()], auto_quality: Some(61), ..base }
     }
 
     fn tier(dir: &std::path::Path) -> SharedTier {

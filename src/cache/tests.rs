@@ -9,7 +9,7 @@ fn open(dir: &Path, max_bytes: u64) -> Cache {
     Cache::open(dir, max_bytes, 1 << 20).unwrap()
 }
 
-fn meta(bytes: &[u8], expires: u64, last_access: u64, source: &str) -> EntryMeta {
+pub(super) fn meta(bytes: &[u8], expires: u64, last_access: u64, source: &str) -> EntryMeta {
     EntryMeta {
         content_type: "image/png".into(),
         extension: "png".into(),

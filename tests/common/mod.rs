@@ -516,3 +516,22 @@ fn serve_remote(mut stream: std::net::TcpStream, state: &Mutex<RemoteState>) {
     let mut sink = [0u8; 1024];
     while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
 }
+
+/// One moto server (an S3-compatible server from PyPI, started by `scripts/moto.sh`) for this
+/// test binary, stopped by the script's watcher when the binary exits: its endpoint. Each test
+/// uses buckets of its own.
+pub fn moto_endpoint() -> &'static str {
+    static MOTO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    MOTO.get_or_init(|| {
+        let pidfile = std::env::temp_dir().join(format!("refract-moto-{}.pid", std::process::id()));
+        let out = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/moto.sh"))
+            .arg("")
+            .arg(&pidfile)
+            .env("MOTO_WATCH_PID", std::process::id().to_string())
+            .output()
+            .expect("run scripts/moto.sh");
+        assert!(out.status.success(), "moto did not start: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+}
